@@ -16,10 +16,12 @@ store SDKs) are converted to these at one place in their own layer (``raise … 
     ├── Conflict (409)
     │   └── InvalidState (409)
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
     ├── Unprocessable (422)
     ├── StoreError (502): the object store failed
     │   ├── StoreUnavailable (503)
     │   └── StoreTimeout (504)
+    ├── DatabaseUnavailable (503): the database cannot be reached or is busy
     ├── ServerError (500): a bug in Tether, never caused by input
     └── ConfigError (500): a bad server configuration
 """
@@ -95,6 +97,10 @@ class PayloadTooLarge(TetherError):
     status = 413
 
 
+class UnsupportedMediaType(TetherError):
+    status = 415
+
+
 class Unprocessable(TetherError):
     status = 422
 
@@ -109,6 +115,10 @@ class StoreUnavailable(StoreError):
 
 class StoreTimeout(StoreError):
     status = 504
+
+
+class DatabaseUnavailable(TetherError):
+    status = 503
 
 
 class ServerError(TetherError):
@@ -128,6 +138,7 @@ _BY_STATUS: dict[int, type[TetherError]] = {
     406: UndefinedPrefix,
     409: Conflict,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     422: Unprocessable,
     502: StoreError,
     503: StoreUnavailable,

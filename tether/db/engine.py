@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+
+from tether.errors import BadRequest, DatabaseUnavailable
 
 
 def _json_dumps(value: Any) -> str:
@@ -78,8 +81,14 @@ def transaction(engine: Engine, write: bool = False) -> Iterator[Connection]:
     ``write=True`` on SQLite takes the write lock at BEGIN, so two writers never deadlock
     on lock upgrades; PostgreSQL relies on row locks and version checks instead.
     """
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.info["tether_begin"] = "IMMEDIATE" if write else "DEFERRED"
-        with conn.begin():
-            yield conn
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.info["tether_begin"] = "IMMEDIATE" if write else "DEFERRED"
+            with conn.begin():
+                yield conn
+    except DataError as exc:
+        # The database refused a value it cannot store or compare (a NUL in a JSONB text).
+        raise BadRequest(f"the database refused a value: {exc.orig}") from exc
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable("the database is unavailable; retry later") from exc

@@ -39,6 +39,8 @@ resources = Table(
     Column("created", String(32), nullable=False),
     Column("updated", String(32), nullable=False),
     Column("version", Integer, nullable=False),
+    # A per-type natural key that must be unique (a username, a prefix's uri), or NULL.
+    Column("unique_key", String(512), nullable=True, unique=True),
     Index("ix_resources_collection_created", "collection", "created"),
     Index("ix_resources_collection_updated", "collection", "updated"),
     Index("ix_resources_collection_state", "collection", "state"),
@@ -55,6 +57,20 @@ resource_principals = Table(
         primary_key=True,
     ),
     Index("ix_resource_principals_resource", "resource_id"),
+)
+
+# Secrets that belong to a resource but never appear in its document (password hashes,
+# token hashes, encrypted store credentials), so no search or filter can reach them.
+resource_secrets = Table(
+    "resource_secrets",
+    metadata,
+    Column(
+        "resource_id",
+        String(255),
+        ForeignKey("resources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("value", DocType, nullable=False),
 )
 
 # Bookkeeping that is not a resource: server key material, schema facts.

@@ -1,0 +1,48 @@
+"""The ``tether`` command."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import uvicorn
+
+from tether.core import prepare
+from tether.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """Tether: a federated catalog for write-once, read-mostly data objects."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (TETHER_HOST; 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (TETHER_PORT; 8200).")
+@click.option(
+    "--data-dir", default=None, help="Data directory (TETHER_DATA_DIR; ./tether-data)."
+)
+@click.option("--workers", type=int, default=None, help="Server processes (TETHER_WORKERS; 1).")
+def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None) -> None:
+    """Start the server (migrating the database and creating the admin on first start)."""
+    overrides = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
+    settings = Settings.load(overrides)
+    generated = prepare(settings)
+    if generated:
+        click.echo(
+            f"Created the admin account. Username: admin  Password: {generated}\n"
+            "This password is shown only once; set TETHER_ADMIN_PASSWORD to choose it."
+        )
+    # Worker processes load their settings from the environment; hand them the overrides.
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"TETHER_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "tether.server.app:create_app_from_settings",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )

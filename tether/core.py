@@ -1,0 +1,64 @@
+"""The running Tether: settings, database, resource kinds and the services built on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from tether.auth.identity import Identity
+from tether.db.engine import make_engine, transaction
+from tether.db.migrate import upgrade
+from tether.resources import session as session_mod
+from tether.resources.bootstrap import bootstrap
+from tether.resources.credential import CredentialKind
+from tether.resources.event import EventKind
+from tether.resources.registry import Registry
+from tether.resources.service import ResourceService
+from tether.resources.session import SessionKind
+from tether.resources.user import GroupKind, UserKind
+from tether.settings import Settings
+
+
+def default_registry() -> Registry:
+    return Registry(
+        [
+            UserKind(),
+            GroupKind(),
+            SessionKind(),
+            CredentialKind(),
+            EventKind(),
+        ]
+    )
+
+
+@dataclass
+class Tether:
+    settings: Settings
+    engine: Engine
+    registry: Registry
+    resources: ResourceService
+
+    def authenticate(self, cookie: str | None) -> Identity:
+        with transaction(self.engine) as conn:
+            return session_mod.authenticate(conn, cookie)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def prepare(settings: Settings) -> str | None:
+    """Migrates the database and creates first-start resources; returns a new admin password."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        upgrade(engine)
+        return bootstrap(engine, default_registry(), settings.admin_password)
+    finally:
+        engine.dispose()
+
+
+def build(settings: Settings) -> Tether:
+    """A Tether on an already prepared database."""
+    engine = make_engine(settings.effective_database_url)
+    registry = default_registry()
+    return Tether(settings, engine, registry, ResourceService(engine, settings, registry))

@@ -1,0 +1,238 @@
+"""Every query on resources: insert, read, versioned update, delete, search and count.
+
+Functions take a :class:`~sqlalchemy.Connection` inside the caller's transaction, so one
+request is one atomic unit. Visibility is always decided here, in SQL: a caller sees a row
+when one of its claims is among the row's principals (admins see everything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from tether.auth import acl as acl_mod
+from tether.db.tables import resource_principals, resource_secrets, resources
+from tether.errors import Conflict
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Row:
+    doc: dict[str, Any]
+    version: int
+
+
+def _principal_rows(resource_id: str, doc: dict[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"resource_id": resource_id, "principal": p}
+        for p in sorted(acl_mod.principals(doc.get("acl", {})))
+    ]
+
+
+def insert(
+    conn: Connection,
+    doc: dict[str, Any],
+    *,
+    unique_key: str | None = None,
+    secret: dict[str, Any] | None = None,
+) -> None:
+    """Stores a new resource; a duplicate id or unique key is a 409."""
+    rid = doc["id"]
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                resources.insert().values(
+                    id=rid,
+                    collection=doc["resource-type"],
+                    doc=doc,
+                    state=doc.get("state"),
+                    created=doc["created"],
+                    updated=doc["updated"],
+                    version=1,
+                    unique_key=unique_key,
+                )
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"conflict with existing resource {rid}", rid) from exc
+    rows = _principal_rows(rid, doc)
+    if rows:
+        conn.execute(resource_principals.insert(), rows)
+    if secret is not None:
+        conn.execute(resource_secrets.insert().values(resource_id=rid, value=secret))
+
+
+def get(conn: Connection, resource_id: str, *, for_update: bool = False) -> Row | None:
+    query = sa.select(resources.c.doc, resources.c.version).where(resources.c.id == resource_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = conn.execute(query).first()
+    return Row(found.doc, found.version) if found else None
+
+
+def get_by_unique_key(conn: Connection, unique_key: str) -> Row | None:
+    query = sa.select(resources.c.doc, resources.c.version).where(
+        resources.c.unique_key == unique_key
+    )
+    found = conn.execute(query).first()
+    return Row(found.doc, found.version) if found else None
+
+
+def get_secret(conn: Connection, resource_id: str) -> dict[str, Any] | None:
+    query = sa.select(resource_secrets.c.value).where(
+        resource_secrets.c.resource_id == resource_id
+    )
+    value = conn.execute(query).scalar()
+    return dict(value) if value is not None else None
+
+
+def get_with_secret(conn: Connection, resource_id: str) -> tuple[Row, dict[str, Any]] | None:
+    """A resource and its secret in one query (the hot path of every authenticated call)."""
+    query = (
+        sa.select(resources.c.doc, resources.c.version, resource_secrets.c.value)
+        .select_from(resources.join(resource_secrets))
+        .where(resources.c.id == resource_id)
+    )
+    found = conn.execute(query).first()
+    if found is None:
+        return None
+    return Row(found.doc, found.version), dict(found.value)
+
+
+def update(
+    conn: Connection,
+    doc: dict[str, Any],
+    expected_version: int,
+    *,
+    acl_changed: bool = True,
+    secret: dict[str, Any] | None = _UNSET,
+) -> int:
+    """Replaces a resource if nobody changed it since ``expected_version``; else 409."""
+    rid = doc["id"]
+    new_version = expected_version + 1
+    result = conn.execute(
+        resources.update()
+        .where(resources.c.id == rid, resources.c.version == expected_version)
+        .values(doc=doc, state=doc.get("state"), updated=doc["updated"], version=new_version)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"{rid} was changed by another request; retry the edit", rid)
+    if acl_changed:
+        conn.execute(resource_principals.delete().where(resource_principals.c.resource_id == rid))
+        rows = _principal_rows(rid, doc)
+        if rows:
+            conn.execute(resource_principals.insert(), rows)
+    if secret is not _UNSET:
+        conn.execute(resource_secrets.delete().where(resource_secrets.c.resource_id == rid))
+        if secret is not None:
+            conn.execute(resource_secrets.insert().values(resource_id=rid, value=secret))
+    return new_version
+
+
+def delete(conn: Connection, resource_id: str) -> bool:
+    # Children first: SQLite enforces the cascade only with foreign keys on, and being
+    # explicit keeps both databases identical.
+    conn.execute(
+        resource_principals.delete().where(resource_principals.c.resource_id == resource_id)
+    )
+    conn.execute(resource_secrets.delete().where(resource_secrets.c.resource_id == resource_id))
+    result = conn.execute(resources.delete().where(resources.c.id == resource_id))
+    return result.rowcount == 1
+
+
+def visible_to(claims: frozenset[str] | None) -> ColumnElement[bool]:
+    """The SQL condition 'the caller may view this row'; ``None`` claims means admin."""
+    if claims is None:
+        return sa.true()
+    return sa.exists().where(
+        resource_principals.c.resource_id == resources.c.id,
+        resource_principals.c.principal.in_(sorted(claims)),
+    )
+
+
+def _conditions(
+    collection: str, claims: frozenset[str] | None, where: ColumnElement[bool] | None
+) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [resources.c.collection == collection]
+    if claims is not None:
+        conds.append(visible_to(claims))
+    if where is not None:
+        conds.append(where)
+    return conds
+
+
+def search_condition(
+    collection: str, claims: frozenset[str] | None, where: ColumnElement[bool] | None
+) -> ColumnElement[bool]:
+    """Collection, visibility and filter as one WHERE expression (for aggregations)."""
+    return sa.and_(*_conditions(collection, claims, where))
+
+
+def search(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+    order: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = (
+        sa.select(resources.c.doc)
+        .where(*_conditions(collection, claims, where))
+        .order_by(*order)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [row.doc for row in conn.execute(query)]
+
+
+def count(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+) -> int:
+    query = (
+        sa.select(sa.func.count())
+        .select_from(resources)
+        .where(*_conditions(collection, claims, where))
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def matching_rows(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+) -> list[Row]:
+    """Every visible row matching ``where`` (bulk operations)."""
+    query = sa.select(resources.c.doc, resources.c.version).where(
+        *_conditions(collection, claims, where)
+    )
+    return [Row(r.doc, r.version) for r in conn.execute(query)]
+
+
+def all_of(conn: Connection, collection: str) -> list[dict[str, Any]]:
+    query = sa.select(resources.c.doc).where(resources.c.collection == collection)
+    return [row.doc for row in conn.execute(query)]
+
+
+def delete_many(conn: Connection, ids: Iterable[str]) -> int:
+    ids = list(ids)
+    total = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        conn.execute(
+            resource_principals.delete().where(resource_principals.c.resource_id.in_(chunk))
+        )
+        conn.execute(resource_secrets.delete().where(resource_secrets.c.resource_id.in_(chunk)))
+        total += conn.execute(resources.delete().where(resources.c.id.in_(chunk))).rowcount
+    return total

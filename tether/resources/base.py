@@ -1,0 +1,254 @@
+"""What every resource type shares: the kind contract, common fields, schemas, outcomes.
+
+A :class:`ResourceKind` describes one resource type (``user``, ``data-object``…): its schema,
+default and collection ACLs, how a new document is built from a request, which edits are
+allowed, and its operations. The generic :mod:`tether.resources.service` drives every kind
+through the same add / get / edit / delete / search / operation paths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import fastjsonschema
+from sqlalchemy import Connection
+
+from tether.auth import acl as acl_mod
+from tether.auth.identity import Identity
+from tether.errors import BadRequest, Forbidden
+
+if TYPE_CHECKING:
+    from tether.resources.registry import Registry
+    from tether.settings import Settings
+
+Doc = dict[str, Any]
+
+# Fields the server sets; a client may echo them unchanged but never change them.
+SERVER_FIELDS = frozenset(
+    {"id", "resource-type", "created", "updated", "created-by", "updated-by", "operations"}
+)
+# What a caller holding only view-meta may see of a resource.
+META_FIELDS = frozenset(
+    {
+        "id",
+        "resource-type",
+        "created",
+        "updated",
+        "created-by",
+        "updated-by",
+        "name",
+        "description",
+        "tags",
+        "parent",
+        "subtype",
+        "state",
+        "operations",
+    }
+)
+# Fields that need only edit-meta to change; anything else needs edit-data.
+EDIT_META_FIELDS = frozenset({"name", "description", "tags"})
+
+COMMON_PROPERTIES: dict[str, Any] = {
+    "name": {"type": "string", "maxLength": 512},
+    "description": {"type": "string", "maxLength": 16384},
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 256},
+    "acl": {"type": "object"},
+}
+
+
+def now_iso() -> str:
+    """UTC now as ISO 8601 with milliseconds and 'Z': text order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def iso_in(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(datetime.now(UTC).timestamp() + seconds, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.%f"
+        )[:-3]
+        + "Z"
+    )
+
+
+def new_id(resource_type: str) -> str:
+    return f"{resource_type}/{uuid.uuid4()}"
+
+
+def compile_schema(
+    properties: Mapping[str, Any], required: list[str] | None = None, closed: bool = True
+) -> Callable[[Any], Any]:
+    """A fast validator for a document with ``properties`` plus the common fields."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {**COMMON_PROPERTIES, **properties},
+        "required": required or [],
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+
+
+def validate(validator: Callable[[Any], Any], doc: Any, what: str) -> None:
+    try:
+        validator(doc)
+    except fastjsonschema.JsonSchemaException as exc:
+        message = str(exc.message).replace("data.", "").replace("data ", f"{what} ")
+        raise BadRequest(f"invalid {what}: {message}") from exc
+
+
+@dataclass
+class Context:
+    """One request's view of the world, handed to every kind hook."""
+
+    identity: Identity
+    conn: Connection
+    settings: Settings
+    registry: Registry
+    base_uri: str = ""
+    # Audit events written with the request's transaction.
+    events: list[Doc] = field(default_factory=list)
+    # Audit events written even when the request is refused (a failed login).
+    failure_events: list[Doc] = field(default_factory=list)
+
+
+@dataclass
+class NewResource:
+    """What a kind builds from an add request."""
+
+    doc: Doc
+    unique_key: str | None = None
+    secret: dict[str, Any] | None = None
+    # Extra fields of the 201 response (an API key's secret, shown once).
+    response: dict[str, Any] = field(default_factory=dict)
+    # A session token to set as the login cookie.
+    session_cookie: tuple[str, int] | None = None
+
+
+@dataclass
+class Outcome:
+    """A service result the HTTP layer serializes as it is."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    # (cookie value, max-age seconds) to set, or "" to clear the cookie.
+    session_cookie: tuple[str, int] | str | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    """One way of creating a templated resource, itself listed as a resource."""
+
+    subtype: str
+    name: str
+    description: str
+    properties: dict[str, Any]
+    required: list[str] = field(default_factory=list)
+    # Who may see (and so use) this template.
+    view: tuple[str, ...] = (acl_mod.USER,)
+
+
+class ResourceKind:
+    """Base of every resource type; subclasses override what differs."""
+
+    name: str = ""
+    description: str = ""
+    templated: bool = False
+    templates: tuple[Template, ...] = ()
+    # JSON-schema properties of type-specific fields that clients may set.
+    properties: dict[str, Any] = {}
+    required: tuple[str, ...] = ()
+    closed: bool = True
+    # Fields the server sets for this kind, besides the common ones.
+    server_fields: frozenset[str] = frozenset()
+    # Fields fixed at creation.
+    immutable_fields: frozenset[str] = frozenset()
+    collection_acl: dict[str, list[str]] = {
+        "query": [acl_mod.USER],
+        "add": [acl_mod.USER],
+        "bulk-delete": [acl_mod.USER],
+    }
+    editable: bool = True
+    deletable: bool = True
+    # False when even admins should see only what their claims reach (sessions).
+    admin_sees_all: bool = True
+    # Operations besides edit/delete, with the right each needs.
+    operation_rights: dict[str, str] = {}
+    audited: bool = True
+
+    def __init__(self) -> None:
+        self.validator = compile_schema(self.properties, list(self.required), self.closed)
+        self.template_validators = {
+            t.subtype: compile_schema(
+                {**t.properties, "href": {"type": "string"}}, ["href", *t.required]
+            )
+            for t in self.templates
+        }
+        fixed = self.server_fields | self.immutable_fields
+        self._edit_validators = {
+            t.subtype: compile_schema(
+                {k: v for k, v in t.properties.items() if k not in fixed},
+                [r for r in t.required if r not in fixed],
+            )
+            for t in self.templates
+        }
+        self._edit_validator = compile_schema(
+            {k: v for k, v in self.properties.items() if k not in fixed},
+            [r for r in self.required if r not in fixed],
+            self.closed,
+        )
+
+    def edit_validator(self, old: Doc) -> Callable[[Any], Any]:
+        """Validates the client-settable part of an edited document."""
+        if self.templated:
+            return self._edit_validators.get(str(old.get("subtype")), self._edit_validator)
+        return self._edit_validator
+
+    # -- creation -------------------------------------------------------------------------
+
+    def check_add(self, ctx: Context) -> None:
+        """Raises unless the caller may add to this collection."""
+        if not ctx.identity.claims.intersection(self.collection_acl.get("add", ())) and not (
+            ctx.identity.is_admin
+        ):
+            raise Forbidden(f"not allowed to add to {self.name}")
+
+    def new_id(self, ctx: Context, body: Doc) -> str:
+        return new_id(self.name)
+
+    def default_acl(self, ctx: Context, body: Doc, resource_id: str) -> acl_mod.Acl:
+        """The ACL of a new resource whose request gave none: the creator owns it."""
+        return {acl_mod.OWNERS: [ctx.identity.principal]}
+
+    def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
+        """The new document from a validated body (template fields merged for templated)."""
+        return NewResource(doc=dict(body))
+
+    # -- edits and deletion ---------------------------------------------------------------
+
+    def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
+        """Raises when ``new`` is not an acceptable successor of ``old``."""
+
+    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
+        """Side effects before the row goes (store deletion); may raise to keep it."""
+
+    # -- operations -----------------------------------------------------------------------
+
+    def available_operations(self, ctx: Context, doc: Doc) -> list[str]:
+        """Extra operations valid in the document's current state."""
+        return list(self.operation_rights)
+
+    def run_operation(
+        self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
+    ) -> Outcome:
+        raise BadRequest(f"unknown operation '{operation}' on {self.name}")
+
+    # -- output ---------------------------------------------------------------------------
+
+    def present(self, ctx: Context, doc: Doc) -> Doc:
+        """The document as the API shows it (secrets live elsewhere, so usually as is)."""
+        return doc

@@ -1,0 +1,479 @@
+"""The generic resource service: add, get, edit, patch, delete, search, bulk delete, operations.
+
+Each public method is one request and one database transaction. Kind hooks decide what
+differs per resource type; everything here is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+from sqlalchemy import Engine
+
+from tether import filters
+from tether.auth import acl as acl_mod
+from tether.auth.identity import Identity
+from tether.db import store
+from tether.db.engine import transaction
+from tether.db.tables import resources
+from tether.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    TetherError,
+    Unauthorized,
+)
+from tether.resources import event as event_mod
+from tether.resources.base import (
+    EDIT_META_FIELDS,
+    META_FIELDS,
+    SERVER_FIELDS,
+    Context,
+    Doc,
+    Outcome,
+    ResourceKind,
+    now_iso,
+    validate,
+)
+from tether.resources.registry import Registry, TemplateKind
+from tether.settings import Settings
+
+
+@dataclass
+class SearchParams:
+    filters: list[str] = field(default_factory=list)
+    orderby: list[str] = field(default_factory=list)
+    select: list[str] = field(default_factory=list)
+    aggregation: list[str] = field(default_factory=list)
+    first: int = 1
+    last: int | None = None
+
+
+def split_id(resource_id: str) -> tuple[str, str]:
+    resource_type, sep, rest = resource_id.partition("/")
+    if not sep or not rest or "/" in rest:
+        raise BadRequest(f"invalid resource id '{resource_id}': expected <type>/<id>")
+    return resource_type, rest
+
+
+class ResourceService:
+    """Every generic resource request; one transaction each."""
+
+    def __init__(self, engine: Engine, settings: Settings, registry: Registry) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.registry = registry
+        self.dialect = engine.dialect.name
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _context(
+        self, identity: Identity, base_uri: str, write: bool = False
+    ) -> Iterator[Context]:
+        failure_events: list[Doc] = []
+        try:
+            with transaction(self.engine, write=write) as conn:
+                ctx = Context(identity, conn, self.settings, self.registry, base_uri)
+                ctx.failure_events = failure_events
+                yield ctx
+                for ev in ctx.events:
+                    store.insert(conn, ev)
+        except TetherError:
+            # Some events must outlive the refused request (a failed login).
+            if failure_events:
+                with transaction(self.engine, write=True) as conn:
+                    for ev in failure_events:
+                        store.insert(conn, ev)
+            raise
+
+    def _load(self, ctx: Context, resource_id: str, for_update: bool = False) -> store.Row:
+        row = store.get(ctx.conn, resource_id, for_update=for_update)
+        if row is None or not acl_mod.can(
+            row.doc.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_META
+        ):
+            # An invisible resource looks exactly like a missing one.
+            raise NotFound(f"{resource_id} not found", resource_id)
+        return row
+
+    def _kind_of(self, resource_id: str) -> ResourceKind:
+        resource_type, _ = split_id(resource_id)
+        return self.registry.kind(resource_type)
+
+    def present(self, ctx: Context, kind: ResourceKind, doc: Doc) -> Doc:
+        """The document as this caller may see it, with its operations."""
+        rights = acl_mod.rights_of(doc.get("acl", {}), ctx.identity.claims)
+        out = kind.present(ctx, doc)
+        if acl_mod.VIEW_DATA not in rights:
+            out = {k: v for k, v in out.items() if k in META_FIELDS}
+        elif acl_mod.VIEW_ACL not in rights:
+            out = {k: v for k, v in out.items() if k != "acl"}
+        else:
+            out = dict(out)
+        out["operations"] = self._operations(ctx, kind, doc, rights)
+        return out
+
+    def _operations(
+        self, ctx: Context, kind: ResourceKind, doc: Doc, rights: frozenset[str]
+    ) -> list[dict[str, str]]:
+        rid = doc["id"]
+        ops: list[dict[str, str]] = []
+        if kind.editable and acl_mod.EDIT_META in rights:
+            ops.append({"rel": "edit", "href": rid})
+        if kind.deletable and acl_mod.DELETE in rights:
+            ops.append({"rel": "delete", "href": rid})
+        for op in kind.available_operations(ctx, doc):
+            if kind.operation_rights.get(op, acl_mod.OWNERS) in rights:
+                ops.append({"rel": op, "href": f"{rid}/{op}"})
+        return ops
+
+    def _check_collection(self, identity: Identity, kind: ResourceKind, right: str) -> None:
+        if identity.is_admin or identity.claims.intersection(kind.collection_acl.get(right, ())):
+            return
+        if not identity.is_authenticated:
+            raise Unauthorized(f"login required to {right} {kind.name}")
+        raise Forbidden(f"not allowed to {right} {kind.name}")
+
+    # -- the cloud entry point ------------------------------------------------------------
+
+    def cloud_entry_point(self, base_uri: str) -> Doc:
+        return {
+            "id": "cloud-entry-point",
+            "resource-type": "cloud-entry-point",
+            "base-uri": base_uri,
+            "created": "2026-01-01T00:00:00.000Z",
+            "updated": "2026-01-01T00:00:00.000Z",
+            "acl": {"owners": [acl_mod.ADMIN], "view-meta": [acl_mod.ANON]},
+            "collections": {k.name: {"href": k.name} for k in self.registry.kinds()},
+        }
+
+    # -- add ------------------------------------------------------------------------------
+
+    def add(self, identity: Identity, resource_type: str, body: Any, base_uri: str) -> Outcome:
+        kind = self.registry.kind(resource_type)
+        if isinstance(kind, TemplateKind):
+            raise MethodNotAllowed(f"templates of {kind.parent.name} are built in")
+        if not isinstance(body, dict):
+            raise BadRequest(f"the body of an add to {resource_type} must be a JSON object")
+        fields, subtype = self._creation_fields(kind, body)
+        with self._context(identity, base_uri, write=True) as ctx:
+            kind.check_add(ctx)
+            rid = kind.new_id(ctx, fields)
+            acl = acl_mod.normalize(
+                fields.pop("acl") if "acl" in fields else kind.default_acl(ctx, fields, rid)
+            )
+            new = kind.build(ctx, fields, subtype, rid)
+            doc = new.doc
+            stamp = now_iso()
+            doc["id"] = rid
+            doc.update(
+                {
+                    "resource-type": kind.name,
+                    "created": stamp,
+                    "updated": stamp,
+                    "created-by": identity.principal,
+                    "updated-by": identity.principal,
+                }
+            )
+            doc.setdefault("acl", acl)
+            store.insert(ctx.conn, doc, unique_key=new.unique_key, secret=new.secret)
+            if kind.audited:
+                ctx.events.append(event_mod.build("create", rid, identity))
+        response = {"status": 201, "message": f"{rid} created", "resource-id": rid, **new.response}
+        return Outcome(201, response, {"Location": rid}, session_cookie=new.session_cookie)
+
+    def _creation_fields(self, kind: ResourceKind, body: Doc) -> tuple[Doc, str | None]:
+        if not kind.templated:
+            reserved = (SERVER_FIELDS | kind.server_fields) & body.keys()
+            reserved -= kind.properties.keys()
+            if reserved:
+                raise BadRequest(f"field '{sorted(reserved)[0]}' is set by the server")
+            validate(kind.validator, body, kind.name)
+            return dict(body), None
+        template = body.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("href"), str):
+            raise BadRequest(
+                f"{kind.name} is created from a template: "
+                f'{{"template": {{"href": "{kind.name}-template/<subtype>", …}}}}'
+            )
+        href: str = template["href"]
+        subtype = href.removeprefix(f"{kind.name}-template/")
+        if subtype == href or subtype not in kind.template_validators:
+            known = ", ".join(f"{kind.name}-template/{t.subtype}" for t in kind.templates)
+            raise BadRequest(f"unknown template '{href}'; known templates: {known}")
+        outside = {k: v for k, v in body.items() if k != "template"}
+        bad = set(outside) - {"name", "description", "tags", "acl"}
+        if bad:
+            raise BadRequest(f"field '{sorted(bad)[0]}' belongs inside the template")
+        fields = {**template, **outside}
+        validate(kind.template_validators[subtype], fields, f"{kind.name} template {subtype}")
+        fields.pop("href")
+        return fields, subtype
+
+    # -- get ------------------------------------------------------------------------------
+
+    def get(self, identity: Identity, resource_id: str, select: list[str], base_uri: str) -> Doc:
+        kind = self._kind_of(resource_id)
+        selected = filters.parse_select(select)
+        with self._context(identity, base_uri) as ctx:
+            row = self._load(ctx, resource_id)
+            out = self.present(ctx, kind, row.doc)
+        return _project(out, selected)
+
+    def version_of(self, identity: Identity, resource_id: str) -> int:
+        with self._context(identity, "") as ctx:
+            return self._load(ctx, resource_id).version
+
+    # -- edit -----------------------------------------------------------------------------
+
+    def edit(
+        self,
+        identity: Identity,
+        resource_id: str,
+        body: Any,
+        remove: list[str],
+        base_uri: str,
+        if_match: int | None = None,
+    ) -> Doc:
+        if not isinstance(body, dict):
+            raise BadRequest("the body of an edit must be a JSON object")
+        removable = filters.parse_select(remove) or []
+        return self._edit(identity, resource_id, base_uri, if_match, lambda old: (body, removable))
+
+    def patch(
+        self,
+        identity: Identity,
+        resource_id: str,
+        operations: Any,
+        base_uri: str,
+        if_match: int | None = None,
+    ) -> Doc:
+        if not isinstance(operations, list):
+            raise BadRequest("a JSON patch must be a list of operations (RFC 6902)")
+
+        def apply(old: Doc) -> tuple[Doc, list[str]]:
+            try:
+                patched = jsonpatch.apply_patch(copy.deepcopy(old), operations)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise BadRequest(f"cannot apply JSON patch: {exc}") from exc
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise BadRequest(f"malformed JSON patch: {exc}") from exc
+            if not isinstance(patched, dict):
+                raise BadRequest("a JSON patch must leave the resource an object")
+            return patched, [k for k in old if k not in patched]
+
+        return self._edit(identity, resource_id, base_uri, if_match, apply)
+
+    def _edit(
+        self,
+        identity: Identity,
+        resource_id: str,
+        base_uri: str,
+        if_match: int | None,
+        changes: Any,
+    ) -> Doc:
+        kind = self._kind_of(resource_id)
+        with self._context(identity, base_uri, write=True) as ctx:
+            row = self._load(ctx, resource_id, for_update=True)
+            if not kind.editable:
+                raise MethodNotAllowed(f"{kind.name} resources cannot be edited", resource_id)
+            if if_match is not None and if_match != row.version:
+                raise Conflict(f"{resource_id} has changed since version {if_match}", resource_id)
+            old = row.doc
+            body, removed = changes({k: v for k, v in old.items() if k != "operations"})
+            new = self._merge(kind, old, body, removed)
+            rights = acl_mod.rights_of(old.get("acl", {}), identity.claims)
+            changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+            acl_changed = "acl" in changed
+            if acl_changed and acl_mod.EDIT_ACL not in rights:
+                raise Forbidden(f"edit-acl right needed to change the acl of {resource_id}")
+            needed = (
+                acl_mod.EDIT_META
+                if changed - {"acl"} <= EDIT_META_FIELDS
+                else acl_mod.EDIT_DATA
+            )
+            if changed - {"acl"} and needed not in rights:
+                raise Forbidden(f"{needed} right needed to edit {resource_id}", resource_id)
+            if not changed:
+                return self.present(ctx, kind, old)
+            kind.check_edit(ctx, old, new)
+            new["updated"] = now_iso()
+            new["updated-by"] = identity.principal
+            store.update(ctx.conn, new, row.version, acl_changed=acl_changed)
+            if acl_changed:
+                ctx.events.append(
+                    event_mod.build("acl", resource_id, identity, {"acl": new["acl"]})
+                )
+            return self.present(ctx, kind, new)
+
+    def _merge(self, kind: ResourceKind, old: Doc, body: Doc, removed: list[str]) -> Doc:
+        fixed = SERVER_FIELDS | kind.server_fields | kind.immutable_fields
+        for key in body.keys() & fixed:
+            if key != "operations" and body[key] != old.get(key):
+                raise BadRequest(f"field '{key}' cannot be changed", old["id"])
+        new = {**old, **{k: v for k, v in body.items() if k != "operations"}}
+        for key in removed:
+            if key in fixed or key == "acl":
+                if key in old:
+                    raise BadRequest(f"field '{key}' cannot be removed", old["id"])
+                continue
+            if key not in body:
+                new.pop(key, None)
+        if "acl" in body:
+            new["acl"] = acl_mod.normalize(body["acl"])
+        editable = {k: v for k, v in new.items() if k not in fixed}
+        validate(kind.edit_validator(old), editable, kind.name)
+        return new
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def delete(
+        self, identity: Identity, resource_id: str, params: Mapping[str, str], base_uri: str
+    ) -> Doc:
+        kind = self._kind_of(resource_id)
+        with self._context(identity, base_uri, write=True) as ctx:
+            row = self._load(ctx, resource_id, for_update=True)
+            if not kind.deletable:
+                raise MethodNotAllowed(f"{kind.name} resources cannot be deleted", resource_id)
+            if not acl_mod.can(row.doc.get("acl", {}), identity.claims, acl_mod.DELETE):
+                raise Forbidden(f"delete right needed on {resource_id}", resource_id)
+            kind.before_delete(ctx, row.doc, params)
+            store.delete(ctx.conn, resource_id)
+            if kind.audited:
+                ctx.events.append(event_mod.build("delete", resource_id, identity))
+        return {"status": 200, "message": f"{resource_id} deleted", "resource-id": resource_id}
+
+    def bulk_delete(
+        self, identity: Identity, resource_type: str, filter_texts: list[str], base_uri: str
+    ) -> Doc:
+        kind = self.registry.kind(resource_type)
+        if not [f for f in filter_texts if f.strip()]:
+            raise BadRequest("bulk delete needs a non-empty filter")
+        if not kind.deletable:
+            raise MethodNotAllowed(f"{kind.name} resources cannot be deleted")
+        self._check_collection(identity, kind, "bulk-delete")
+        where = filters.where_clause(filter_texts, self.dialect)
+        with self._context(identity, base_uri, write=True) as ctx:
+            claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
+            rows = store.matching_rows(ctx.conn, kind.name, claims, where)
+            doomed = [
+                r.doc
+                for r in rows
+                if acl_mod.can(r.doc.get("acl", {}), identity.claims, acl_mod.DELETE)
+            ]
+            for doc in doomed:
+                kind.before_delete(ctx, doc, {})
+                if kind.audited:
+                    ctx.events.append(event_mod.build("delete", doc["id"], identity))
+            deleted = store.delete_many(ctx.conn, [d["id"] for d in doomed])
+        return {
+            "status": 200,
+            "message": f"{deleted} {resource_type} resource(s) deleted",
+            "deleted": deleted,
+        }
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(
+        self, identity: Identity, resource_type: str, params: SearchParams, base_uri: str
+    ) -> Doc:
+        kind = self.registry.kind(resource_type)
+        self._check_collection(identity, kind, "query")
+        first, limit = self._window(params)
+        where = filters.where_clause(params.filters, self.dialect)
+        order = filters.order_clauses(params.orderby, self.dialect) or [
+            resources.c.created,
+            resources.c.id,
+        ]
+        selected = filters.parse_select(params.select)
+        claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
+        with self._context(identity, base_uri) as ctx:
+            total = store.count(ctx.conn, kind.name, claims, where)
+            docs = (
+                store.search(ctx.conn, kind.name, claims, where, order, first - 1, limit)
+                if limit > 0 and total >= first
+                else []
+            )
+            aggs = (
+                filters.aggregations(
+                    ctx.conn,
+                    store.search_condition(kind.name, claims, where),
+                    params.aggregation,
+                    self.dialect,
+                )
+                if params.aggregation
+                else None
+            )
+            found = [_project(self.present(ctx, kind, d), selected) for d in docs]
+        body: Doc = {
+            "id": kind.name,
+            "resource-type": f"{kind.name}-collection",
+            "count": total,
+            "acl": kind.collection_acl,
+            "resources": found,
+            "operations": self._collection_operations(identity, kind),
+        }
+        if aggs is not None:
+            body["aggregations"] = aggs
+        return body
+
+    def _window(self, params: SearchParams) -> tuple[int, int]:
+        first, last, cap = params.first, params.last, self.settings.max_page_size
+        if first < 1:
+            raise BadRequest(f"first must be 1 or more, not {first}")
+        if last is None:
+            return first, cap
+        if last == 0:
+            return first, 0
+        if last < first:
+            raise BadRequest(f"last ({last}) must be 0 or at least first ({first})")
+        if last - first + 1 > cap:
+            raise BadRequest(f"a page holds at most {cap} resources (first={first}, last={last})")
+        return first, last - first + 1
+
+    def _collection_operations(self, identity: Identity, kind: ResourceKind) -> list[Doc]:
+        ops: list[Doc] = []
+        add = kind.collection_acl.get("add", [])
+        if not isinstance(kind, TemplateKind) and (
+            identity.is_admin or identity.claims.intersection(add)
+        ):
+            ops.append({"rel": "add", "href": kind.name})
+        return ops
+
+    # -- operations -----------------------------------------------------------------------
+
+    def operation(
+        self,
+        identity: Identity,
+        resource_id: str,
+        operation: str,
+        body: Any,
+        base_uri: str,
+    ) -> Outcome:
+        kind = self._kind_of(resource_id)
+        if operation not in kind.operation_rights:
+            raise NotFound(f"{kind.name} has no operation '{operation}'", resource_id)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest(f"the body of operation '{operation}' must be a JSON object")
+        with self._context(identity, base_uri, write=True) as ctx:
+            row = self._load(ctx, resource_id, for_update=True)
+            needed = kind.operation_rights[operation]
+            if not acl_mod.can(row.doc.get("acl", {}), identity.claims, needed):
+                raise Forbidden(f"{needed} right needed for '{operation}' on {resource_id}")
+            return kind.run_operation(ctx, row.doc, row.version, operation, body)
+
+
+def _project(doc: Doc, selected: list[str] | None) -> Doc:
+    if not selected:
+        return doc
+    keep = {*selected, "id", "resource-type"}
+    return {k: v for k, v in doc.items() if k in keep}
