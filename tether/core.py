@@ -13,6 +13,7 @@ from tether.resources import session as session_mod
 from tether.resources.bootstrap import bootstrap
 from tether.resources.credential import CredentialKind
 from tether.resources.event import EventKind
+from tether.resources.module import ModuleKind
 from tether.resources.registry import Registry
 from tether.resources.service import ResourceService
 from tether.resources.session import SessionKind
@@ -28,6 +29,7 @@ def default_registry() -> Registry:
             SessionKind(),
             CredentialKind(),
             EventKind(),
+            ModuleKind(),
         ]
     )
 

@@ -19,9 +19,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (TETHER_HOST; 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (TETHER_PORT; 8200).")
-@click.option(
-    "--data-dir", default=None, help="Data directory (TETHER_DATA_DIR; ./tether-data)."
-)
+@click.option("--data-dir", default=None, help="Data directory (TETHER_DATA_DIR; ./tether-data).")
 @click.option("--workers", type=int, default=None, help="Server processes (TETHER_WORKERS; 1).")
 def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None) -> None:
     """Start the server (migrating the database and creating the admin on first start)."""
@@ -46,3 +44,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+if __name__ == "__main__":
+    main()

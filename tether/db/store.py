@@ -85,9 +85,7 @@ def get_by_unique_key(conn: Connection, unique_key: str) -> Row | None:
 
 
 def get_secret(conn: Connection, resource_id: str) -> dict[str, Any] | None:
-    query = sa.select(resource_secrets.c.value).where(
-        resource_secrets.c.resource_id == resource_id
-    )
+    query = sa.select(resource_secrets.c.value).where(resource_secrets.c.resource_id == resource_id)
     value = conn.execute(query).scalar()
     return dict(value) if value is not None else None
 

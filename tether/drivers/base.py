@@ -297,9 +297,7 @@ def b64_to_hex(b64_digest: str | None) -> str | None:
 
 def content_disposition(filename: str) -> str:
     """An ``attachment`` header value that survives any file name (RFC 6266)."""
-    fallback = "".join(
-        ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename
-    )
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

@@ -72,9 +72,9 @@ class SigV4Presigner:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)
-        self._scheme = parts.scheme or "https"
+        self.scheme = parts.scheme or "https"
         # The Host header S3 sees carries the port only when it is not the scheme's default.
-        default_port = 443 if self._scheme == "https" else 80
+        default_port = 443 if self.scheme == "https" else 80
         host = (parts.hostname or "").lower()
         self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
         self._base_path = parts.path.rstrip("/")
@@ -162,5 +162,5 @@ class SigV4Presigner:
         signature = hmac.digest(
             self._signing_key(datestamp), string_to_sign.encode(), "sha256"
         ).hex()
-        url = f"{self._scheme}://{host}{path}?{canonical_query}&X-Amz-Signature={signature}"
+        url = f"{self.scheme}://{host}{path}?{canonical_query}&X-Amz-Signature={signature}"
         return Presigned(url=url, expires_at=epoch + expires_in)

@@ -89,14 +89,14 @@ def compile_schema(
     }
     if closed:
         schema["additionalProperties"] = False
-    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(schema)
 
 
 def validate(validator: Callable[[Any], Any], doc: Any, what: str) -> None:
     try:
         validator(doc)
     except fastjsonschema.JsonSchemaException as exc:
-        message = str(exc.message).replace("data.", "").replace("data ", f"{what} ")
+        message = str(exc).replace("data.", "").replace("data ", f"{what} ")
         raise BadRequest(f"invalid {what}: {message}") from exc
 
 

@@ -18,8 +18,13 @@ ADMIN_ID = "user/00000000-0000-4000-8000-000000000001"
 
 
 def _internal(doc: Doc, stamp: str) -> Doc:
-    return {**doc, "created": stamp, "updated": stamp, "created-by": "internal",
-            "updated-by": "internal"}
+    return {
+        **doc,
+        "created": stamp,
+        "updated": stamp,
+        "created-by": "internal",
+        "updated-by": "internal",
+    }
 
 
 def bootstrap(engine: Engine, registry: Registry, admin_password: str) -> str | None:

@@ -51,4 +51,3 @@ class CredentialKind(ResourceKind):
         super().check_add(ctx)
         if not ctx.identity.is_authenticated:
             raise Unauthorized("login required to create a credential")
-

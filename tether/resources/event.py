@@ -9,7 +9,7 @@ from tether.auth.identity import Identity
 from tether.errors import MethodNotAllowed
 from tether.resources.base import Context, Doc, ResourceKind, new_id, now_iso
 
-CATEGORIES = ("login", "logout", "create", "delete", "acl", "state", "url")
+CATEGORIES = ("login", "logout", "create", "delete", "acl", "password", "state", "url")
 
 
 def build(

@@ -75,9 +75,7 @@ class ResourceService:
     # -- plumbing -------------------------------------------------------------------------
 
     @contextmanager
-    def _context(
-        self, identity: Identity, base_uri: str, write: bool = False
-    ) -> Iterator[Context]:
+    def _context(self, identity: Identity, base_uri: str, write: bool = False) -> Iterator[Context]:
         failure_events: list[Doc] = []
         try:
             with transaction(self.engine, write=write) as conn:
@@ -219,17 +217,16 @@ class ResourceService:
 
     # -- get ------------------------------------------------------------------------------
 
-    def get(self, identity: Identity, resource_id: str, select: list[str], base_uri: str) -> Doc:
+    def get(
+        self, identity: Identity, resource_id: str, select: list[str], base_uri: str
+    ) -> tuple[Doc, int]:
+        """The resource as the caller may see it, and its version (for If-Match)."""
         kind = self._kind_of(resource_id)
         selected = filters.parse_select(select)
         with self._context(identity, base_uri) as ctx:
             row = self._load(ctx, resource_id)
             out = self.present(ctx, kind, row.doc)
-        return _project(out, selected)
-
-    def version_of(self, identity: Identity, resource_id: str) -> int:
-        with self._context(identity, "") as ctx:
-            return self._load(ctx, resource_id).version
+        return _project(out, selected), row.version
 
     # -- edit -----------------------------------------------------------------------------
 
@@ -295,9 +292,7 @@ class ResourceService:
             if acl_changed and acl_mod.EDIT_ACL not in rights:
                 raise Forbidden(f"edit-acl right needed to change the acl of {resource_id}")
             needed = (
-                acl_mod.EDIT_META
-                if changed - {"acl"} <= EDIT_META_FIELDS
-                else acl_mod.EDIT_DATA
+                acl_mod.EDIT_META if changed - {"acl"} <= EDIT_META_FIELDS else acl_mod.EDIT_DATA
             )
             if changed - {"acl"} and needed not in rights:
                 raise Forbidden(f"{needed} right needed to edit {resource_id}", resource_id)

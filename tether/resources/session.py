@@ -81,9 +81,7 @@ class SessionKind(ResourceKind):
         claims = claims_of(ctx, user_id)
         token = new_token()
         ttl = ctx.settings.session_ttl
-        doc = {
-            k: v for k, v in body.items() if k in ("name", "description", "tags")
-        } | {
+        doc = {k: v for k, v in body.items() if k in ("name", "description", "tags")} | {
             "subtype": subtype,
             "method": subtype,
             "user": user_id,

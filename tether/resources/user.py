@@ -6,10 +6,21 @@ from collections.abc import Mapping
 
 from tether import filters
 from tether.auth import acl as acl_mod
-from tether.auth.identity import hash_password, user_claims
+from tether.auth.identity import hash_password, user_claims, verify_password
 from tether.db import store
-from tether.errors import BadRequest, Conflict
-from tether.resources.base import Context, Doc, NewResource, ResourceKind, Template
+from tether.errors import BadRequest, Conflict, Forbidden
+from tether.resources import event as event_mod
+from tether.resources.base import (
+    Context,
+    Doc,
+    NewResource,
+    Outcome,
+    ResourceKind,
+    Template,
+    compile_schema,
+    now_iso,
+    validate,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$"
 GROUP_PATTERN = r"^[a-z0-9][a-z0-9\-]{0,63}$"
@@ -18,6 +29,15 @@ BUILTIN_GROUPS = {
     "tether-user": "Every logged-in user.",
     "tether-anon": "Everyone, logged in or not.",
 }
+
+
+_SET_PASSWORD = compile_schema(
+    {
+        "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+        "current-password": {"type": "string", "maxLength": 1024},
+    },
+    ["password"],
+)
 
 
 def username_key(username: str) -> str:
@@ -45,6 +65,7 @@ class UserKind(ResourceKind):
     server_fields = frozenset({"subtype", "state", "password"})
     immutable_fields = frozenset({"username"})
     collection_acl = {"query": [acl_mod.USER], "add": [acl_mod.ADMIN], "bulk-delete": []}
+    operation_rights = {"set-password": acl_mod.EDIT_DATA}
 
     def default_acl(self, ctx: Context, body: Doc, resource_id: str) -> acl_mod.Acl:
         return {
@@ -60,6 +81,28 @@ class UserKind(ResourceKind):
             doc=doc,
             unique_key=username_key(body["username"]),
             secret={"password-hash": hash_password(password)},
+        )
+
+    def run_operation(
+        self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
+    ) -> Outcome:
+        """``set-password``: admins set any password; users prove the current one."""
+        validate(_SET_PASSWORD, body, "set-password request")
+        if not ctx.identity.is_admin:
+            secret = store.get_secret(ctx.conn, doc["id"]) or {}
+            if not verify_password(secret.get("password-hash"), body.get("current-password", "")):
+                raise Forbidden("current-password does not match", doc["id"])
+        updated = {**doc, "updated": now_iso(), "updated-by": ctx.identity.principal}
+        store.update(
+            ctx.conn,
+            updated,
+            version,
+            acl_changed=False,
+            secret={"password-hash": hash_password(body["password"])},
+        )
+        ctx.events.append(event_mod.build("password", doc["id"], ctx.identity))
+        return Outcome(
+            200, {"status": 200, "message": "password changed", "resource-id": doc["id"]}
         )
 
     def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:

@@ -48,7 +48,7 @@ def create_app(tether: Tether) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     app.state.tether = tether

@@ -41,9 +41,11 @@ def _if_match(request: Request) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw.strip().strip('W/').strip('"'))
+        return int(raw.strip().strip("W/").strip('"'))
     except ValueError:
-        raise BadRequest(f"If-Match must be a version number as given in ETag, not {raw!r}") from None
+        raise BadRequest(
+            f"If-Match must be a version number as given in ETag, not {raw!r}"
+        ) from None
 
 
 async def ping(request: Request) -> Response:
@@ -78,9 +80,7 @@ async def collection(request: Request) -> Response:
         body, _ = await read_json(request, limit)
         if body is None:
             raise BadRequest("an add needs a JSON body")
-        outcome: Outcome = await run_in_threadpool(
-            service.add, identity, resource_type, body, uri
-        )
+        outcome: Outcome = await run_in_threadpool(service.add, identity, resource_type, body, uri)
         return outcome_response(request, outcome)
     # DELETE: only as a bulk delete, which must be asked for explicitly.
     if request.headers.get("bulk", "").lower() != "yes":
@@ -101,8 +101,8 @@ async def resource(request: Request) -> Response:
     uri = base_uri(request)
     select = request.query_params.getlist("select")
     if request.method == "GET":
-        doc = await run_in_threadpool(service.get, identity, rid, select, uri)
-        return json_response(doc)
+        doc, version = await run_in_threadpool(service.get, identity, rid, select, uri)
+        return json_response(doc, headers={"ETag": f'"{version}"'})
     if request.method == "PUT":
         body, kind = await read_json(request, limit, accept=(JSON, JSON_PATCH))
         if body is None:
@@ -111,9 +111,7 @@ async def resource(request: Request) -> Response:
         if kind == JSON_PATCH:
             doc = await run_in_threadpool(service.patch, identity, rid, body, uri, if_match)
         else:
-            doc = await run_in_threadpool(
-                service.edit, identity, rid, body, select, uri, if_match
-            )
+            doc = await run_in_threadpool(service.edit, identity, rid, body, select, uri, if_match)
         return json_response(doc)
     params = dict(request.query_params)
     result = await run_in_threadpool(service.delete, identity, rid, params, uri)

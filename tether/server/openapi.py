@@ -90,9 +90,7 @@ def build_document(registry: Registry) -> dict[str, Any]:
             "put": {
                 "tags": tag,
                 "summary": f"Search {name} (parameters form-encoded in the body)",
-                "requestBody": {
-                    "content": {"application/x-www-form-urlencoded": {"schema": {}}}
-                },
+                "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {}}}},
                 "responses": {"200": _ok("collection"), **_errors(400, 401, 403)},
             },
         }
@@ -103,7 +101,9 @@ def build_document(registry: Registry) -> dict[str, Any]:
                 "summary": f"Add a {name}",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                    },
                 },
                 "responses": {"201": _ok("created"), **_errors(400, 401, 403, 409)},
             }
@@ -113,7 +113,9 @@ def build_document(registry: Registry) -> dict[str, Any]:
                 "responses": {"200": _ok("deleted"), **_errors(400, 401, 403)},
             }
         paths[f"/api/{name}"] = collection
-        uuid_param = [{"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}]
+        uuid_param = [
+            {"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
         item: dict[str, Any] = {
             "parameters": uuid_param,
             "get": {
@@ -147,7 +149,9 @@ def build_document(registry: Registry) -> dict[str, Any]:
                 "post": {
                     "tags": tag,
                     "summary": f"Operation '{op}' on a {name} (needs {right})",
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "requestBody": {
+                        "content": {"application/json": {"schema": {"type": "object"}}}
+                    },
                     "responses": {"200": _ok("result"), **_errors(400, 403, 404, 409)},
                 },
             }

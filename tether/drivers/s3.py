@@ -1,0 +1,576 @@
+"""The S3 driver: AWS S3 and every S3-compatible store (tested on SeaweedFS).
+
+Data-plane URLs are presigned locally by :mod:`tether.drivers.sigv4` (no network call,
+~20 µs a URL). Control-plane calls (buckets, head, multipart bookkeeping, copy, delete)
+go through one botocore client per driver: they are rare, and botocore already parses
+every S3 XML answer and error. All SDK failures pass through :meth:`S3Driver._call`, the
+single place that turns them into Tether errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from tether.drivers import base
+from tether.drivers.base import Capabilities, ObjectInfo, SignedRequest, StorageDriver
+from tether.drivers.sigv4 import MAX_EXPIRES, SigV4Presigner
+from tether.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    TetherError,
+    Unprocessable,
+)
+
+T = TypeVar("T")
+
+# The S3 API as AWS documents it. SeaweedFS 4.x enforces all of the checksum and
+# conditional-write features (see tests/drivers/test_contract.py). New AWS buckets block
+# public policies by default, so public objects are opt-in per service.
+DEFAULT_CAPABILITIES = Capabilities(
+    checksum_headers=True,
+    sha256_checksum=True,
+    conditional_write=True,
+    object_lock=True,
+    public_objects=False,
+    max_url_ttl=MAX_EXPIRES,
+    multipart_min_part=5 * base.MiB,
+    max_parts=base.MAX_PART_NUMBER,
+)
+
+# S3 error codes whose meaning Tether knows; anything else from the store is a 502.
+_NOT_FOUND = {"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NotFound", "404"}
+_FORBIDDEN = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "403",
+}
+_CONFLICT = {"BucketAlreadyExists", "BucketNotEmpty", "PreconditionFailed", "412"}
+_UNPROCESSABLE = {"BadDigest", "InvalidDigest", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
+_PUBLIC_SID = "TetherPublicRead"
+_UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "503"}
+_TIMEOUT = {"RequestTimeout", "504"}
+
+
+class S3Driver:
+    """One S3 endpoint with one credential; thread-safe."""
+
+    subtype = "s3"
+
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        access_key: str,
+        secret_key: str,
+        session_token: str | None = None,
+        *,
+        virtual: bool = False,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        capabilities: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.region = region or "us-east-1"
+        self._signer = SigV4Presigner(
+            self.endpoint, self.region, access_key, secret_key, session_token, virtual=virtual
+        )
+        # Identifies the store and the credential for server-side copies, without the secret.
+        self._store_id = (self.endpoint, self.region, access_key)
+        caps = dict(vars(DEFAULT_CAPABILITIES))
+        caps.update({k.replace("-", "_"): v for k, v in (capabilities or {}).items()})
+        self._capabilities = Capabilities(**caps)
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual" if virtual else "path"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # One retry absorbs a dropped keep-alive connection; more would turn a dead
+            # store into a long hang before the 503.
+            retries={"max_attempts": 2, "mode": "standard"},
+            # Newer botocore adds CRC32 trailers by default, which not every
+            # S3-compatible store accepts; Tether sends its own checksums explicitly.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        try:
+            self._client: Any = boto3.session.Session().client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=session_token,
+                config=config,
+            )
+        except (ValueError, bce.BotoCoreError) as exc:
+            raise BadRequest(f"invalid s3 endpoint {self.endpoint!r} or region") from exc
+
+    def __repr__(self) -> str:
+        return f"S3Driver(endpoint={self.endpoint!r}, region={self.region!r})"
+
+    # --- the one place SDK errors become Tether errors ---------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except TetherError:
+            raise
+        except bce.ClientError as exc:
+            raise _client_error(what, exc) from exc
+        except (bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
+            raise StoreTimeout(f"object store at {self.endpoint} timed out ({what})") from exc
+        except bce.EndpointConnectionError as exc:
+            raise StoreUnavailable(
+                f"object store at {self.endpoint} is unreachable ({what})"
+            ) from exc
+        except (bce.BotoCoreError, OSError) as exc:
+            raise StoreError(
+                f"object store at {self.endpoint} failed ({what}): {type(exc).__name__}"
+            ) from exc
+
+    # --- capabilities and names ----------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    def validate_bucket_name(self, name: str) -> None:
+        base.validate_s3_bucket_name(name)
+
+    def check(self) -> None:
+        self._call("list buckets", lambda: self._client.list_buckets())
+
+    # --- buckets -------------------------------------------------------------------------
+
+    def bucket_exists(self, bucket: str) -> bool:
+        self.validate_bucket_name(bucket)
+        try:
+            self._call(f"head bucket {bucket}", lambda: self._client.head_bucket(Bucket=bucket))
+        except NotFound:
+            return False
+        return True
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        self.validate_bucket_name(bucket)
+        if self.bucket_exists(bucket):
+            return False
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._call(f"create bucket {bucket}", lambda: self._client.create_bucket(**kwargs))
+        except _AlreadyOwned:
+            # Someone (maybe a concurrent request of ours) created it in between.
+            return False
+        return True
+
+    def delete_bucket(self, bucket: str) -> bool:
+        self.validate_bucket_name(bucket)
+        if not self.bucket_exists(bucket):
+            return False
+        # Some stores (SeaweedFS by default) delete a non-empty bucket with everything in
+        # it, so Tether looks first: an object or an open upload keeps the bucket.
+        listing = self._call(
+            f"list bucket {bucket}",
+            lambda: self._client.list_objects_v2(Bucket=bucket, MaxKeys=1),
+        )
+        if listing.get("KeyCount") or listing.get("Contents"):
+            return False
+        uploads = self._call(
+            f"list uploads {bucket}",
+            lambda: self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1),
+        )
+        if uploads.get("Uploads"):
+            return False
+        try:
+            self._call(f"delete bucket {bucket}", lambda: self._client.delete_bucket(Bucket=bucket))
+        except (NotFound, Conflict):
+            # Gone already, or an object arrived since the listing: either way not deleted.
+            return False
+        return True
+
+    # --- signing (no network) ------------------------------------------------------------
+
+    def _signed(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        expires_in: int,
+        headers: dict[str, str],
+        query: dict[str, str] | None = None,
+    ) -> SignedRequest:
+        presigned = self._signer.presign(method, bucket, key, expires_in, headers, query)
+        return SignedRequest(
+            url=presigned.url,
+            method=method,
+            headers=headers,
+            expires=datetime.fromtimestamp(presigned.expires_at, UTC),
+        )
+
+    def _check_sign_args(self, bucket: str, key: str, expires_in: int) -> None:
+        self.validate_bucket_name(bucket)
+        base.validate_key(key)
+        base.validate_expires(expires_in, self._capabilities)
+
+    def sign_put(
+        self,
+        bucket: str,
+        key: str,
+        expires_in: int,
+        content_type: str | None = None,
+        content_length: int | None = None,
+        md5: str | None = None,
+        sha256: str | None = None,
+        if_none_match: bool = False,
+    ) -> SignedRequest:
+        self._check_sign_args(bucket, key, expires_in)
+        headers: dict[str, str] = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if content_length is not None:
+            if content_length < 0:
+                raise BadRequest("content length must not be negative")
+            headers["Content-Length"] = str(content_length)
+        caps = self._capabilities
+        md5 = base.normalize_md5(md5)
+        sha256 = base.normalize_sha256(sha256)
+        if md5 and caps.checksum_headers:
+            headers["Content-MD5"] = base.hex_to_b64(md5)
+        if sha256 and caps.sha256_checksum:
+            headers["x-amz-checksum-sha256"] = base.hex_to_b64(sha256)
+        if if_none_match and caps.conditional_write:
+            headers["If-None-Match"] = "*"
+        return self._signed("PUT", bucket, key, expires_in, headers)
+
+    def sign_get(
+        self, bucket: str, key: str, expires_in: int, filename: str | None = None
+    ) -> SignedRequest:
+        self._check_sign_args(bucket, key, expires_in)
+        query = (
+            {"response-content-disposition": base.content_disposition(filename)}
+            if (filename)
+            else None
+        )
+        return self._signed("GET", bucket, key, expires_in, {}, query)
+
+    def sign_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> SignedRequest:
+        self._check_sign_args(bucket, key, expires_in)
+        base.validate_part_number(part_number, self._capabilities)
+        if not upload_id:
+            raise BadRequest("an upload id is required")
+        query = {"partNumber": str(part_number), "uploadId": upload_id}
+        return self._signed("PUT", bucket, key, expires_in, {}, query)
+
+    # --- multipart -----------------------------------------------------------------------
+
+    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+        self.validate_bucket_name(bucket)
+        base.validate_key(key)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        answer = self._call(
+            f"create upload {bucket}/{key}",
+            lambda: self._client.create_multipart_upload(**kwargs),
+        )
+        return str(answer["UploadId"])
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[base.Part]:
+        """Every part the store holds for an upload, in part-number order."""
+        parts: list[base.Part] = []
+        marker = 0
+        while True:
+            page = self._call(
+                f"list parts {bucket}/{key}",
+                lambda m=marker: self._client.list_parts(  # type: ignore[misc]
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=m
+                ),
+            )
+            for p in page.get("Parts", []):
+                parts.append(base.Part(int(p["PartNumber"]), str(p["ETag"]), int(p["Size"])))
+            if not page.get("IsTruncated"):
+                return sorted(parts, key=lambda p: p.number)
+            marker = int(page["NextPartNumberMarker"])
+
+    def complete_multipart(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]] | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        if parts is None:
+            parts = [(p.number, p.etag) for p in self.list_parts(bucket, key, upload_id)]
+        if not parts:
+            raise Unprocessable("the multipart upload has no parts")
+        for number, _ in parts:
+            base.validate_part_number(number, self._capabilities)
+        kwargs: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "MultipartUpload": {
+                "Parts": [{"PartNumber": n, "ETag": _quote_etag(e)} for n, e in sorted(parts)]
+            },
+        }
+        if if_none_match and self._capabilities.conditional_write:
+            kwargs["IfNoneMatch"] = "*"
+        self._call(
+            f"complete upload {bucket}/{key}",
+            lambda: self._client.complete_multipart_upload(**kwargs),
+        )
+        info = self.head(bucket, key)
+        if info is None:
+            raise StoreError(f"object {bucket}/{key} is missing right after its upload")
+        return info
+
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"abort upload {bucket}/{key}",
+                lambda: self._client.abort_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id
+                ),
+            )
+
+    # --- objects -------------------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            answer = self._call(
+                f"head {bucket}/{key}",
+                lambda: self._client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"),
+            )
+        except NotFound:
+            return None
+        return _object_info(answer)
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"delete {bucket}/{key}",
+                lambda: self._client.delete_object(Bucket=bucket, Key=key),
+            )
+
+    def open_read(self, bucket: str, key: str) -> Iterator[bytes]:
+        answer = self._call(
+            f"get {bucket}/{key}", lambda: self._client.get_object(Bucket=bucket, Key=key)
+        )
+        return self._chunks(f"read {bucket}/{key}", answer["Body"])
+
+    def _chunks(self, what: str, body: Any) -> Iterator[bytes]:
+        try:
+            stream = body.iter_chunks(base.MiB)
+            while True:
+                chunk = self._call(what, lambda: next(stream, None))
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    def copy_object(
+        self,
+        src_driver: StorageDriver,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+    ) -> ObjectInfo:
+        self.validate_bucket_name(dst_bucket)
+        base.validate_key(dst_key)
+        if isinstance(src_driver, S3Driver) and src_driver._store_id == self._store_id:
+            self._server_side_copy(src_bucket, src_key, dst_bucket, dst_key)
+        else:
+            self.put_stream(dst_bucket, dst_key, src_driver.open_read(src_bucket, src_key))
+        info = self.head(dst_bucket, dst_key)
+        if info is None:
+            raise StoreError(f"object {dst_bucket}/{dst_key} is missing right after its copy")
+        return info
+
+    def _server_side_copy(
+        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str
+    ) -> None:
+        source = {"Bucket": src_bucket, "Key": src_key}
+        what = f"copy {src_bucket}/{src_key} to {dst_bucket}/{dst_key}"
+        self._call(
+            what,
+            lambda: self._client.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source),
+        )
+
+    def put_stream(
+        self, bucket: str, key: str, chunks: Iterator[bytes], content_type: str | None = None
+    ) -> str:
+        """Uploads a stream with memory bounded by one part; returns the SHA-256 sent."""
+        digest = hashlib.sha256()
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[tuple[int, str]] = []
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                buffer += chunk
+                if len(buffer) >= base.COPY_PART_SIZE:
+                    if upload_id is None:
+                        upload_id = self.create_multipart(bucket, key, content_type)
+                    parts.append(self._upload_part(bucket, key, upload_id, len(parts) + 1, buffer))
+                    buffer = bytearray()
+            if upload_id is None:
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": bytes(buffer)}
+                if content_type:
+                    kwargs["ContentType"] = content_type
+                self._call(f"put {bucket}/{key}", lambda: self._client.put_object(**kwargs))
+            else:
+                if buffer:
+                    parts.append(self._upload_part(bucket, key, upload_id, len(parts) + 1, buffer))
+                self.complete_multipart(bucket, key, upload_id, parts)
+                upload_id = None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+            if upload_id is not None:
+                self.abort_multipart(bucket, key, upload_id)
+        return digest.hexdigest()
+
+    def _upload_part(
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytearray
+    ) -> tuple[int, str]:
+        answer = self._call(
+            f"upload part {number} of {bucket}/{key}",
+            lambda: self._client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=bytes(data)
+            ),
+        )
+        return number, str(answer["ETag"])
+
+    def make_public(self, bucket: str, key: str) -> str:
+        """Adds the object to a Tether-owned statement of the bucket policy.
+
+        A bucket policy (not an object ACL) because SeaweedFS ignores ``public-read``
+        ACLs for anonymous readers and new AWS buckets disable ACLs altogether. The
+        statement is rewritten read-modify-write, then read back, so a concurrent
+        change to the same bucket's policy is retried rather than lost.
+        """
+        if not self._capabilities.public_objects:
+            raise BadRequest("this object store does not offer public objects")
+        self.validate_bucket_name(bucket)
+        base.validate_key(key)
+        resource = f"arn:aws:s3:::{bucket}/{key}"
+        for _ in range(5):
+            policy = self._bucket_policy(bucket)
+            statements = policy.setdefault("Statement", [])
+            mine = next((s for s in statements if s.get("Sid") == _PUBLIC_SID), None)
+            if mine is None:
+                mine = {
+                    "Sid": _PUBLIC_SID,
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": [],
+                }
+                statements.append(mine)
+            resources = mine.get("Resource", [])
+            resources = [resources] if isinstance(resources, str) else list(resources)
+            if resource in resources:
+                host, path = self._signer.host_and_path(bucket, key)
+                return f"{self._signer.scheme}://{host}{path}"
+            mine["Resource"] = [*resources, resource]
+            text = json.dumps(policy)
+            self._call(
+                f"put policy {bucket}",
+                lambda t=text: self._client.put_bucket_policy(Bucket=bucket, Policy=t),  # type: ignore[misc]
+            )
+        raise StoreError(f"the policy of bucket {bucket} keeps changing; object not made public")
+
+    def _bucket_policy(self, bucket: str) -> dict[str, Any]:
+        try:
+            answer = self._call(
+                f"get policy {bucket}", lambda: self._client.get_bucket_policy(Bucket=bucket)
+            )
+        except NotFound:
+            return {"Version": "2012-10-17", "Statement": []}
+        try:
+            policy = json.loads(answer["Policy"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"bucket {bucket} has a policy Tether cannot read") from exc
+        if not isinstance(policy, dict):
+            raise StoreError(f"bucket {bucket} has a policy Tether cannot read")
+        return policy
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _AlreadyOwned(Conflict):
+    """The bucket exists and belongs to this credential (a create race we lost)."""
+
+
+def _client_error(what: str, exc: bce.ClientError) -> TetherError:
+    """A Tether error for an S3 error answer: code and status only, never the SDK text."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    detail = f"{what}: {code or 'error'} (HTTP {status})"
+    if code in ("BucketAlreadyOwnedByYou",):
+        return _AlreadyOwned(f"object store says {detail}")
+    if code == "InvalidBucketName":
+        return BadRequest(f"object store refused the bucket name ({detail})")
+    if code in _NOT_FOUND or status == 404:
+        return NotFound(f"not found in object store: {detail}")
+    if code in _FORBIDDEN or status == 403:
+        return Forbidden(f"object store refused the credential: {detail}")
+    if code in _CONFLICT or status in (409, 412):
+        return Conflict(f"object store refused: {detail}")
+    if code in _UNPROCESSABLE:
+        return Unprocessable(f"stored data does not match: {detail}")
+    if code in _UNAVAILABLE or status == 503:
+        return StoreUnavailable(f"object store unavailable: {detail}")
+    if code in _TIMEOUT or status == 504:
+        return StoreTimeout(f"object store timed out: {detail}")
+    return StoreError(f"object store failed: {detail}")
+
+
+def _quote_etag(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _object_info(answer: Mapping[str, Any]) -> ObjectInfo:
+    etag = str(answer.get("ETag") or "").strip('"') or None
+    # A single-part, non-KMS upload's ETag is the MD5 of its bytes; a multipart ETag
+    # ("…-N") is not, and then the MD5 is simply unknown.
+    md5 = etag if etag and len(etag) == 32 and "-" not in etag else None
+    sha256_b64 = answer.get("ChecksumSHA256")
+    # A multipart upload reports a checksum of checksums ("…-N"), not the object's SHA-256.
+    sha256 = base.b64_to_hex(sha256_b64) if sha256_b64 and "-" not in sha256_b64 else None
+    modified = answer.get("LastModified")
+    return ObjectInfo(
+        size=int(answer.get("ContentLength", 0)),
+        etag=etag,
+        md5=md5,
+        sha256=sha256 if sha256 and len(sha256) == 64 else None,
+        version_id=answer.get("VersionId") or None,
+        content_type=answer.get("ContentType") or None,
+        last_modified=modified if isinstance(modified, datetime) else None,
+    )

@@ -1,0 +1,240 @@
+"""AST → SQLAlchemy Core boolean expression over ``tether.db.tables.resources``.
+
+Attributes map as follows: ``id``, ``created``, ``updated`` and ``state`` are the indexed
+columns of the same name and ``resource-type`` is ``collection``; every other attribute
+(including longer paths that start with those names) is a path into ``resources.doc``
+(:mod:`tether.filters.jsonsql`).
+
+Negation: ``not(x)``, ``a!=v`` and ``a!=[…]`` compile to ``(x) IS NOT TRUE``. A positive
+predicate may be NULL where it does not hold (JSON functions on missing keys), and
+``NOT NULL`` is NULL, which would drop the very documents ``a!=v`` must keep (those
+without ``a``); ``IS NOT TRUE`` is true for both false and NULL. Positive predicates stay
+plain so that indexes can serve them.
+
+Every literal is a bound parameter; see :mod:`tether.filters.jsonsql` for paths.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from tether.db.tables import resources
+from tether.errors import FilterError
+from tether.filters import fulltext, indexes
+from tether.filters.ast import (
+    And,
+    Attribute,
+    Compare,
+    Date,
+    FullText,
+    Geo,
+    InList,
+    Node,
+    Not,
+    Or,
+    Scalar,
+)
+from tether.filters.jsonsql import (
+    CANONICAL_GLOB,
+    CANONICAL_REGEX,
+    Kind,
+    Ordering,
+    Values,
+    doc_path,
+    prefix_upper_bound,
+)
+from tether.filters.parser import MAX_COMPARISONS, parse_filter
+
+DIALECTS = frozenset({"sqlite", "postgresql"})
+
+# Filter attribute → column of ``resources``.
+COLUMNS: dict[str, sa.Column[Any]] = {
+    "id": resources.c.id,
+    "created": resources.c.created,
+    "updated": resources.c.updated,
+    "state": resources.c.state,
+    "resource-type": resources.c.collection,
+}
+# Columns that always hold canonical timestamps, so a date literal compares as plain text
+# (and the (collection, created/updated) indexes serve the range).
+_TIMESTAMP_COLUMNS = frozenset({"created", "updated"})
+
+
+def check_dialect(dialect: str) -> str:
+    if dialect not in DIALECTS:
+        raise ValueError(f"unsupported dialect {dialect!r}")
+    return dialect
+
+
+def column_for(attr: Attribute) -> sa.Column[Any] | None:
+    """The real column behind a one-segment attribute, or None for a document path."""
+    if len(attr.path) == 1:
+        return COLUMNS.get(attr.path[0])
+    return None
+
+
+def _binary(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    # PostgreSQL compares text by the database collation; "C" is code-point order, the
+    # same as SQLite's default BINARY collation, so both databases agree.
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def _split_values(values: tuple[Scalar, ...]) -> tuple[Values, bool]:
+    """Sorts literals by JSON type; the flag says whether ``null`` was among them."""
+    strings: list[str] = []
+    numbers: list[int | float] = []
+    booleans: list[bool] = []
+    has_null = False
+    for value in values:
+        if value is None:
+            has_null = True
+        elif isinstance(value, bool):
+            booleans.append(value)
+        elif isinstance(value, int | float):
+            numbers.append(value)
+        elif isinstance(value, Date):
+            strings.append(value.text)
+        else:
+            strings.append(value)
+
+    def unique(items: list[Any]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(items))
+
+    # bools hash like 0/1, but they are kept apart from numbers above.
+    return Values(unique(strings), unique(numbers), unique(booleans)), has_null
+
+
+class _Compiler:
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    def node(self, node: Node) -> ColumnElement[bool]:
+        if isinstance(node, And):
+            return sa.and_(*(self.node(item) for item in node.items))
+        if isinstance(node, Or):
+            return sa.or_(*(self.node(item) for item in node.items))
+        if isinstance(node, Not):
+            return _negate(self.node(node.item))
+        if isinstance(node, Compare):
+            if node.op == "!=":
+                return _negate(self.equals(node.attr, (node.value,)))
+            if node.op == "=":
+                return self.equals(node.attr, (node.value,))
+            if node.op == "^=":
+                return self.prefix(node.attr, str(node.value))
+            return self.compare(node.attr, node.op, node.value)
+        if isinstance(node, InList):
+            matched = self.equals(node.attr, node.values)
+            return _negate(matched) if node.negated else matched
+        if isinstance(node, FullText):
+            return fulltext.match(node.attr.name, node.query, self.dialect)
+        if isinstance(node, Geo):
+            raise FilterError("geo operators are not supported yet")
+        raise FilterError("invalid filter")  # pragma: no cover - the AST is closed
+
+    def equals(self, attr: Attribute, values: tuple[Scalar, ...]) -> ColumnElement[bool]:
+        split, has_null = _split_values(values)
+        terms: list[ColumnElement[bool]] = []
+        column = column_for(attr)
+        if column is not None:
+            if has_null:
+                terms.append(column.is_(None))
+            # Columns hold strings only: numbers and booleans never equal them.
+            if split.strings:
+                strings = split.strings
+                terms.append(column == strings[0] if len(strings) == 1 else column.in_(strings))
+        else:
+            path = doc_path(attr.path, self.dialect)
+            if has_null:
+                terms.append(path.is_null())
+            if not split.empty():
+                terms.append(path.equals(split))
+        return sa.or_(*terms) if terms else sa.false()
+
+    def compare(self, attr: Attribute, op: str, value: Scalar) -> ColumnElement[bool]:
+        ordering: Ordering = op  # type: ignore[assignment]  # the parser only allows these
+        kind: Kind
+        operand: str | int | float
+        if isinstance(value, Date):
+            kind, operand = "date", value.text
+        elif isinstance(value, str):
+            kind, operand = "string", value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            kind, operand = "number", value
+        else:  # pragma: no cover - the parser rejects other operands
+            raise FilterError(f"operator '{op}' needs a number, string or date")
+        column = column_for(attr)
+        if column is None:
+            return doc_path(attr.path, self.dialect).compare(ordering, kind, operand)
+        if kind == "number":
+            return sa.false()
+        if kind == "date":
+            if attr.path[0] in _TIMESTAMP_COLUMNS:
+                return column.op(ordering)(operand)
+            return sa.and_(
+                self._canonical(column), _binary(column, self.dialect).op(ordering)(operand)
+            )
+        return _binary(column, self.dialect).op(ordering)(operand)
+
+    def _canonical(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            return column.op("~")(CANONICAL_REGEX)
+        return column.op("GLOB")(CANONICAL_GLOB)
+
+    def prefix(self, attr: Attribute, prefix: str) -> ColumnElement[bool]:
+        column = column_for(attr)
+        if column is None:
+            return doc_path(attr.path, self.dialect).prefix(prefix)
+        # A range instead of LIKE: no wildcard to escape, case-sensitive on SQLite too.
+        text = _binary(column, self.dialect)
+        upper = prefix_upper_bound(prefix)
+        if upper is None:
+            return text >= prefix
+        return sa.and_(text >= prefix, text < upper)
+
+
+def _negate(expr: ColumnElement[bool]) -> ColumnElement[bool]:
+    return expr.is_not(sa.true())
+
+
+@lru_cache(maxsize=2048)
+def _compiled(text: str, dialect: str, _registry_version: int) -> ColumnElement[bool]:
+    # SQLAlchemy expressions are immutable, so one compiled filter serves every request.
+    return _Compiler(dialect).node(parse_filter(text))
+
+
+def compile_filter(text: str, dialect: str) -> ColumnElement[bool]:
+    """One filter text as a boolean expression over ``resources`` (cached)."""
+    return _compiled(text, check_dialect(dialect), indexes.registry_version())
+
+
+def compile_node(node: Node, dialect: str) -> ColumnElement[bool]:
+    """An already parsed filter as a boolean expression (not cached)."""
+    return _Compiler(check_dialect(dialect)).node(node)
+
+
+def where_clause(filters: list[str], dialect: str) -> ColumnElement[bool] | None:
+    """The AND of all non-blank filters over ``resources``; None when there are none.
+
+    Raises FilterError for a filter that does not parse, with the column, or when the
+    filters together hold more than ``MAX_COMPARISONS`` comparisons.
+    """
+    texts = [f for f in filters if f and f.strip()]
+    if not texts:
+        return None
+    if len(texts) > 1:
+        total = sum(_comparisons(parse_filter(t)) for t in texts)
+        if total > MAX_COMPARISONS:
+            raise FilterError(f"invalid filter: more than {MAX_COMPARISONS} comparisons in all")
+    parts = [compile_filter(t, dialect) for t in texts]
+    return parts[0] if len(parts) == 1 else sa.and_(*parts)
+
+
+def _comparisons(node: Node) -> int:
+    from tether.filters.ast import walk
+
+    return sum(1 for n in walk(node) if not isinstance(n, And | Or | Not))

@@ -1,0 +1,168 @@
+"""Indexes on metadata keys inside ``resources.doc``, asked for by an admin.
+
+:func:`metadata_key_index_ddl` gives the statements that index one key path:
+
+- SQLite: a B-tree on ``(json_type(doc, P), json_extract(doc, P))``. The filter compiler
+  tests the type and the value of the same expressions, so an equality (and a range) on
+  the key is an index search, and the "or an array element matches" branch is an index
+  search on ``json_type = 'array'``, letting SQLite answer the whole OR from the index.
+- PostgreSQL: a GIN index (``jsonb_path_ops``) on ``doc #> '{a,b}'``, which serves the
+  containment test ``(doc #> path) @> value`` the compiler uses for ``=`` and value lists,
+  for scalars and arrays alike.
+
+DDL cannot take bound parameters, so the key path is rendered into the statement; it is
+validated first by the attribute rule (letters, digits, ``_ . - :`` and ``/``), which
+excludes every quoting character, and index names must be plain identifiers.
+
+SQLite only uses an expression index when the query contains the very same constant
+expression, so the compiler renders the JSON path of a *registered* key as a constant
+(see :func:`register_indexed_key`). The process-wide registry is filled by
+:func:`create_metadata_key_index` and, at start-up or after another node created an
+index, by :func:`sync_indexed_keys`, which reads the index definitions back from SQLite's
+schema. A stale registry only costs speed, never correctness: the constant path is the
+same path the bound parameter would carry.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from tether.errors import FilterError
+
+# Names of the indexes this module creates start with this, so they can be found again.
+INDEX_PREFIX = "ixm_"
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Exactly what sqlite_json_path produces for validated segments.
+_SQLITE_PATH_RE = re.compile(r"""json_extract\(doc, '(\$(?:\."[A-Za-z][A-Za-z0-9_.:\-]*")+)'\)""")
+_SEGMENT_RE = re.compile(r'\."([^"]*)"')
+
+_lock = threading.Lock()
+_indexed: set[tuple[str, ...]] = set()
+_version = 0
+
+
+def registry_version() -> int:
+    """Changes whenever the registry does; compiled-filter caches key on it."""
+    return _version
+
+
+def is_indexed(path: tuple[str, ...]) -> bool:
+    return path in _indexed
+
+
+def indexed_keys() -> list[str]:
+    """The registered key paths, as ``a/b`` strings."""
+    return sorted("/".join(p) for p in _indexed)
+
+
+def _set_registry(paths: set[tuple[str, ...]]) -> None:
+    global _version
+    with _lock:
+        if paths != _indexed:
+            _indexed.clear()
+            _indexed.update(paths)
+            _version += 1
+
+
+def register_indexed_key(key_path: str) -> None:
+    """Marks a key as indexed, so SQLite filters on it render the path as a constant."""
+    path = _validated_path(key_path)
+    _set_registry(_indexed | {path})
+
+
+def unregister_indexed_key(key_path: str) -> None:
+    path = _validated_path(key_path)
+    _set_registry(_indexed - {path})
+
+
+def constant_path(text: str) -> ColumnElement[Any]:
+    """A registered key's SQLite JSON path as a constant SQL string literal.
+
+    ``text`` comes from :func:`tether.filters.jsonsql.sqlite_json_path` over segments that
+    passed the attribute rule; the check below makes sure it can never close the quote.
+    """
+    if "'" in text or "\\" in text:
+        raise FilterError("invalid attribute path")
+    return sa.literal_column(f"'{text}'", sa.String)
+
+
+def _validated_path(key_path: str) -> tuple[str, ...]:
+    from tether.filters.parser import parse_attribute
+
+    return parse_attribute(key_path, "metadata key").path
+
+
+def _validated_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise FilterError(f"invalid index name {name!r}: use lowercase letters, digits and _")
+    return name if name.startswith(INDEX_PREFIX) else INDEX_PREFIX + name
+
+
+def index_name(name: str) -> str:
+    """The index name actually used for ``name`` (prefixed with :data:`INDEX_PREFIX`)."""
+    return _validated_name(name)
+
+
+def metadata_key_index_ddl(key_path: str, dialect: str, name: str) -> list[str]:
+    """The statements that create an index on one metadata key path (``a/b``, ``ns:key``)."""
+    path = _validated_path(key_path)
+    full_name = _validated_name(name)
+    if dialect == "postgresql":
+        array = "{" + ",".join(f'"{segment}"' for segment in path) + "}"
+        return [
+            f'CREATE INDEX IF NOT EXISTS "{full_name}" ON resources '
+            f"USING gin ((doc #> '{array}'::text[]) jsonb_path_ops)"
+        ]
+    from tether.filters.jsonsql import sqlite_json_path
+
+    json_path = sqlite_json_path(path)
+    return [
+        f'CREATE INDEX IF NOT EXISTS "{full_name}" ON resources '
+        f"(json_type(doc, '{json_path}'), json_extract(doc, '{json_path}'))"
+    ]
+
+
+def metadata_key_index_drop_ddl(name: str, dialect: str) -> list[str]:
+    """The statements that drop an index made by :func:`metadata_key_index_ddl`."""
+    return [f'DROP INDEX IF EXISTS "{_validated_name(name)}"']
+
+
+def create_metadata_key_index(conn: Connection, key_path: str, name: str) -> None:
+    """Creates the index and registers the key for this process."""
+    for statement in metadata_key_index_ddl(key_path, conn.dialect.name, name):
+        conn.exec_driver_sql(statement)
+    register_indexed_key(key_path)
+
+
+def drop_metadata_key_index(conn: Connection, key_path: str, name: str) -> None:
+    for statement in metadata_key_index_drop_ddl(name, conn.dialect.name):
+        conn.exec_driver_sql(statement)
+    unregister_indexed_key(key_path)
+
+
+def sync_indexed_keys(conn: Connection) -> list[str]:
+    """Reloads the registry from the database's own index definitions (SQLite only).
+
+    PostgreSQL needs no registry, since it matches indexes with bound paths; there the
+    registry is left as it is. Returns the registered keys.
+    """
+    if conn.dialect.name != "sqlite":
+        return indexed_keys()
+    rows = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'resources' "
+        "AND name LIKE ? ESCAPE '\\' AND sql IS NOT NULL",
+        (INDEX_PREFIX.replace("_", "\\_") + "%",),
+    )
+    found: set[tuple[str, ...]] = set()
+    for (sql,) in rows:
+        match = _SQLITE_PATH_RE.search(sql)
+        if match:
+            found.add(tuple(_SEGMENT_RE.findall(match.group(1))))
+    _set_registry(found)
+    return indexed_keys()
