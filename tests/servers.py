@@ -75,12 +75,12 @@ class SeaweedFS:
             return "\n".join(text.splitlines()[-lines:])
         return ""
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         """TERM, then KILL: SeaweedFS does not always exit on SIGTERM."""
         stop_process(self.process, grace)
 
 
-def stop_process(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+def stop_process(process: subprocess.Popen[bytes], grace: float = 3.0) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -180,7 +180,8 @@ def seaweedfs(region: str = "us-east-1") -> Iterator[SeaweedFS]:
         # and buckets created implicitly by an upload.
         "-s3.allowDeleteBucketNotEmpty=false",
         "-s3.autoCreateBucket=false",
-        "-volume.max=0",
+        # Each bucket is a collection that grows ~7 volumes: allow many (sparse files).
+        "-volume.max=1000",
         "-master.volumeSizeLimitMB=1024",
     ]
     log_path = data_dir / "weed.log"

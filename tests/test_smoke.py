@@ -8,5 +8,5 @@ def test_login_and_get_user(admin, anon):
     assert me["user"].startswith("user/")
     doc = admin.get(me["user"])
     assert doc["username"] == "admin"
-    assert "password" not in str(doc)
+    assert "password" not in doc and "hash" not in str(doc)
     assert ADMIN_PASSWORD not in str(doc)

@@ -160,9 +160,9 @@ class ResourceService:
             raise MethodNotAllowed(f"templates of {kind.parent.name} are built in")
         if not isinstance(body, dict):
             raise BadRequest(f"the body of an add to {resource_type} must be a JSON object")
-        fields, subtype = self._creation_fields(kind, body)
         with self._context(identity, base_uri, write=True) as ctx:
             kind.check_add(ctx)
+            fields, subtype = self._creation_fields(kind, body)
             rid = kind.new_id(ctx, fields)
             acl = acl_mod.normalize(
                 fields.pop("acl") if "acl" in fields else kind.default_acl(ctx, fields, rid)
