@@ -180,15 +180,25 @@ def search(
     order: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of visible documents and the total count of matches.
+
+    The count rides on the page query as a window aggregate, so the filter is evaluated
+    once; only a page past the end needs a separate count.
+    """
+    if limit <= 0:
+        return [], count(conn, collection, claims, where)
     query = (
-        sa.select(resources.c.doc)
+        sa.select(resources.c.doc, sa.func.count().over().label("total"))
         .where(*_conditions(collection, claims, where))
         .order_by(*order)
         .offset(offset)
         .limit(limit)
     )
-    return [row.doc for row in conn.execute(query)]
+    rows = conn.execute(query).all()
+    if not rows:
+        return [], count(conn, collection, claims, where) if offset else 0
+    return [row.doc for row in rows], int(rows[0].total)
 
 
 def count(

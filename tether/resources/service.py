@@ -390,11 +390,8 @@ class ResourceService:
         selected = filters.parse_select(params.select)
         claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
         with self._context(identity, base_uri) as ctx:
-            total = store.count(ctx.conn, kind.name, claims, where)
-            docs = (
-                store.search(ctx.conn, kind.name, claims, where, order, first - 1, limit)
-                if limit > 0 and total >= first
-                else []
+            docs, total = store.search(
+                ctx.conn, kind.name, claims, where, order, first - 1, limit
             )
             aggs = (
                 filters.aggregations(
