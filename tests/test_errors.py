@@ -107,6 +107,8 @@ def test_bad_requests_each_get_the_envelope_and_change_nothing(owner, tether):
         (lambda: http.post("/api/session", json={"username": "a"}), 400),
         (lambda: http.post("/api/session-template", json={}), 405),
         (lambda: http.request("DELETE", "/api/module", headers={"bulk": "yes"}), 400),
+        (lambda: http.post("/api/module", json={"name": "nul\u0000byte"}), 400),
+        (lambda: http.get("/api/module", params={"filter": "name='\u0000'"}), 400),
     ]
     for i, (call, status) in enumerate(cases):
         r = call()

@@ -89,6 +89,8 @@ def transaction(engine: Engine, write: bool = False) -> Iterator[Connection]:
                 yield conn
     except DataError as exc:
         # The database refused a value it cannot store or compare (a NUL in a JSONB text).
-        raise BadRequest(f"the database refused a value: {exc.orig}") from exc
+        raise BadRequest(
+            "the database refused a value of the request (for example a NUL character)"
+        ) from exc
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable("the database is unavailable; retry later") from exc

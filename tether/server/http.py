@@ -53,6 +53,9 @@ async def read_json(
         raise UnsupportedMediaType(
             f"content type '{kind or 'none'}' not accepted here; send {' or '.join(accept)}"
         )
+    if b"\\u0000" in raw:
+        # PostgreSQL cannot store NUL in JSONB text; refuse it on every database alike.
+        raise BadRequest("text in the body must not contain NUL characters (\\u0000)")
     try:
         return orjson.loads(raw), kind
     except orjson.JSONDecodeError as exc:
