@@ -158,3 +158,66 @@ def test_unexpected_errors_are_500_in_the_envelope(owner, monkeypatch):
     r = api.http.get(f"/api/{rid}")
     assert_envelope(r, 500)
     assert "boom" not in r.text
+
+
+def test_racing_edits_one_wins_the_rest_get_409(owner, tether):
+    import threading
+
+    from tether.errors import Conflict
+
+    api, uid, rid = owner
+    etag = int(api.http.get(f"/api/{rid}").headers["etag"].strip('"'))
+    service = tether.resources  # called as the HTTP layer calls it
+    from tether.auth.identity import Identity, user_claims
+
+    who = Identity(user_claims(uid, set()), uid)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def edit(i: int) -> None:
+        barrier.wait()
+        try:
+            service.edit(who, rid, {"name": f"racer{i}"}, [], "", if_match=etag)
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["409", "409", "409", "ok"]
+    assert api.get(rid)["name"].startswith("racer")
+
+
+def test_interleaved_transactions_lose_no_update(tmp_path):
+    """Two PostgreSQL transactions read one version; the second writer gets 409.
+
+    (SQLite writers take the lock at BEGIN IMMEDIATE and cannot interleave; the racing
+    test above covers SQLite through the service.)
+    """
+    from tests.pg import fresh_database
+    from tether.core import build, prepare
+    from tether.db import store
+    from tether.errors import Conflict
+    from tether.settings import Settings
+
+    settings = Settings.load(
+        {"data_dir": str(tmp_path), "database_url": fresh_database(), "admin_password": "x" * 10},
+        environ={},
+    )
+    prepare(settings)
+    engine = build(settings).engine
+    with engine.connect() as c1, engine.connect() as c2:
+        t1, t2 = c1.begin(), c2.begin()
+        r1 = store.get(c1, "group/tether-user")
+        r2 = store.get(c2, "group/tether-user")
+        store.update(c1, dict(r1.doc, name="one"), r1.version, acl_changed=False)
+        t1.commit()
+        with pytest.raises(Conflict):
+            store.update(c2, dict(r2.doc, name="two"), r2.version, acl_changed=False)
+        t2.rollback()
+    with engine.connect() as c:
+        assert store.get(c, "group/tether-user").doc["name"] == "one"
+    engine.dispose()

@@ -390,9 +390,7 @@ class ResourceService:
         selected = filters.parse_select(params.select)
         claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
         with self._context(identity, base_uri) as ctx:
-            docs, total = store.search(
-                ctx.conn, kind.name, claims, where, order, first - 1, limit
-            )
+            docs, total = store.search(ctx.conn, kind.name, claims, where, order, first - 1, limit)
             aggs = (
                 filters.aggregations(
                     ctx.conn,
