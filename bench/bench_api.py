@@ -34,9 +34,20 @@ def start_server(data_dir: str, database_url: str | None) -> tuple[subprocess.Po
     if database_url:
         env["TETHER_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tether.cli.main", "serve", "--port", str(port),
-         "--data-dir", data_dir],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tether.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -81,12 +92,21 @@ def run(label: str, database_url: str | None, args: argparse.Namespace) -> None:
         proc, url = start_server(tmp, database_url)
         try:
             with httpx.Client(base_url=url) as c:
-                c.post("/api/session", json={"template": {
-                    "href": "session-template/password", "username": "admin",
-                    "password": PASSWORD}}).raise_for_status()
+                c.post(
+                    "/api/session",
+                    json={
+                        "template": {
+                            "href": "session-template/password",
+                            "username": "admin",
+                            "password": PASSWORD,
+                        }
+                    },
+                ).raise_for_status()
                 ids = [
-                    c.post("/api/module", json={"name": f"m{i:04d}", "url": "https://x",
-                                                "tags": ["bench"]}).json()["resource-id"]
+                    c.post(
+                        "/api/module",
+                        json={"name": f"m{i:04d}", "url": "https://x", "tags": ["bench"]},
+                    ).json()["resource-id"]
                     for i in range(200)
                 ]
                 cookies = c.cookies

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
@@ -208,10 +209,13 @@ class StorageDriver(Protocol):
 
 _BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+@functools.lru_cache(maxsize=4096)
 def s3_bucket_name_problem(name: str) -> str | None:
     """Which S3 bucket naming rule ``name`` breaks, or None when it is valid."""
     if not 3 <= len(name) <= 63:
@@ -236,13 +240,18 @@ def validate_s3_bucket_name(name: str) -> None:
 
 
 def validate_key(key: str) -> None:
-    """Object names: not empty, at most 1024 UTF-8 bytes, no control characters."""
+    """Object names: not empty, at most 1024 UTF-8 bytes, no control characters or dot segments."""
     if not key:
         raise BadRequest("object name must not be empty")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    # A character takes at most 4 bytes in UTF-8: short names skip the encoding.
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise BadRequest(f"object name must be at most {MAX_KEY_BYTES} bytes in UTF-8")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+    if _CONTROL.search(key):
         raise BadRequest("object name must not contain control characters")
+    # HTTP clients remove dot segments from URL paths before sending, so such an object
+    # could be signed but never reached.
+    if "." in key and _DOT_SEGMENT.search(key):
+        raise BadRequest("object name must not contain '.' or '..' path segments")
 
 
 def validate_expires(expires_in: int, capabilities: Capabilities) -> None:
@@ -299,13 +308,3 @@ def content_disposition(filename: str) -> str:
     """An ``attachment`` header value that survives any file name (RFC 6266)."""
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-@dataclass
-class Redacted:
-    """A secret that never shows in a repr, str or error message."""
-
-    value: str = field(repr=False)
-
-    def __str__(self) -> str:
-        return "***"

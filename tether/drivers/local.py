@@ -15,33 +15,33 @@ with :func:`parse_range` and :func:`download_headers` for the response.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hmac
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
-from urllib.parse import quote, urlencode
-
-import anyio.to_thread
+from urllib.parse import unquote
 
 from tether.drivers import base
 from tether.drivers.base import Capabilities, ObjectInfo, SignedRequest, StorageDriver
-from tether.drivers.localfs import CHUNK, BlobWriter, LocalFiles, info_from_meta
+from tether.drivers.localfs import (
+    CHUNK,
+    BlobWriter,
+    LocalFiles,
+    Written,
+    disk_errors,
+    feed,
+    info_from_meta,
+    off_loop,
+)
+from tether.drivers.sigv4 import uri_encode, uri_encode_path
 from tether.errors import (
     BadRequest,
     Forbidden,
     NotFound,
-    StoreError,
-    StoreUnavailable,
-    TetherError,
     Unprocessable,
 )
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 CAPABILITIES = Capabilities(
     checksum_headers=True,
@@ -58,42 +58,6 @@ EXPIRES = "X-Tether-Expires"
 SIGNATURE = "X-Tether-Signature"
 # Query parameters a signed URL may carry; any other one makes the URL invalid.
 _KNOWN = {EXPIRES, "len", "sha256", "md5", "ct", "inm", "uploadId", "partNumber", "filename"}
-
-
-async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    # Disk and hashing work would stall every other request on the event loop.
-    return await anyio.to_thread.run_sync(_disk_errors(fn), *args)
-
-
-async def _feed(writer: BlobWriter, chunks: AsyncIterable[bytes]) -> None:
-    # ASGI bodies come in small pieces; hand the thread 1 MiB at a time.
-    buffer = bytearray()
-    async for chunk in chunks:
-        buffer += chunk
-        if len(buffer) >= CHUNK:
-            await _off_loop(writer.write, bytes(buffer))
-            buffer.clear()
-    if buffer:
-        await _off_loop(writer.write, bytes(buffer))
-
-
-def _disk_errors(fn: Callable[P, T]) -> Callable[P, T]:
-    """The one place where the local store's OS errors become Tether errors."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except TetherError:
-            raise
-        except FileNotFoundError as exc:
-            raise StoreUnavailable(f"local store file vanished: {exc.strerror}") from exc
-        except OSError as exc:
-            raise StoreError(
-                f"local store disk error: {exc.strerror or type(exc).__name__}"
-            ) from exc
-
-    return wrapper
 
 
 class RangeNotSatisfiable(BadRequest):
@@ -129,6 +93,18 @@ class VerifiedRequest:
     upload_id: str | None = None
     part_number: int | None = None
     filename: str | None = None
+
+
+def split_object_path(raw_path: str) -> tuple[str, str]:
+    """``(bucket, key)`` from the route's path after its prefix, still percent-encoded.
+
+    Use the request's raw path (ASGI ``raw_path``): a decoded path cannot tell ``%2F``
+    in an object name from ``/``, and some stacks decode twice.
+    """
+    bucket, sep, key = raw_path.lstrip("/").partition("/")
+    if not bucket or not sep or not key:
+        raise NotFound("no such object")
+    return unquote(bucket), unquote(key)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -192,23 +168,23 @@ class LocalStore:
         # The S3 rules keep buckets portable and make every name a safe directory name.
         base.validate_s3_bucket_name(name)
 
-    @_disk_errors
+    @disk_errors
     def check(self) -> None:
         self.files._root()
 
     # --- buckets -------------------------------------------------------------------------
 
-    @_disk_errors
+    @disk_errors
     def ensure_bucket(self, bucket: str) -> bool:
         self.validate_bucket_name(bucket)
         return self.files.create_bucket(bucket)
 
-    @_disk_errors
+    @disk_errors
     def bucket_exists(self, bucket: str) -> bool:
         self.validate_bucket_name(bucket)
         return (self.files.bucket_dir(bucket) / "objects").is_dir()
 
-    @_disk_errors
+    @disk_errors
     def delete_bucket(self, bucket: str) -> bool:
         self.validate_bucket_name(bucket)
         return self.files.delete_bucket(bucket)
@@ -221,7 +197,7 @@ class LocalStore:
         return hmac.digest(self._signer.key, "\n".join(lines).encode(), "sha256").hex()
 
     def object_url(self, bucket: str, key: str) -> str:
-        return f"{self._signer.base_url.rstrip('/')}/{bucket}/{quote(key, safe='/-_.~')}"
+        return f"{self._signer.base_url.rstrip('/')}/{bucket}/{uri_encode_path(key)}"
 
     def _sign(
         self,
@@ -238,8 +214,9 @@ class LocalStore:
         expires = int(time.time()) + expires_in
         params[EXPIRES] = str(expires)
         params[SIGNATURE] = self._mac(method, bucket, key, params)
+        query = "&".join([f"{uri_encode(k)}={uri_encode(v)}" for k, v in params.items()])
         return SignedRequest(
-            url=f"{self.object_url(bucket, key)}?{urlencode(params, quote_via=quote)}",
+            url=f"{self.object_url(bucket, key)}?{query}",
             method=method,
             headers=headers or {},
             expires=datetime.fromtimestamp(expires, UTC),
@@ -288,7 +265,7 @@ class LocalStore:
 
     # --- verification (called by the HTTP route) ----------------------------------------
 
-    @_disk_errors
+    @disk_errors
     def verify(
         self,
         method: str,
@@ -349,7 +326,7 @@ class LocalStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def _check_digests(self, writer: BlobWriter, sha256: str | None, md5: str | None) -> Any:
+    def _check_digests(self, writer: BlobWriter, sha256: str | None, md5: str | None) -> Written:
         written = writer.finish()
         if sha256 and written.sha256 != sha256:
             raise Unprocessable("the body's SHA-256 differs from the declared one")
@@ -357,7 +334,7 @@ class LocalStore:
             raise Unprocessable("the body's MD5 differs from the declared one")
         return written
 
-    @_disk_errors
+    @disk_errors
     def write_stream(
         self,
         bucket: str,
@@ -397,17 +374,17 @@ class LocalStore:
     ) -> ObjectInfo:
         """:meth:`write_stream` for an ASGI body; disk work runs off the event loop."""
         base.validate_key(key)
-        writer = await _off_loop(self.files.writer, bucket, expected_len)
+        writer = await off_loop(self.files.writer, bucket, expected_len)
         try:
-            await _feed(writer, chunks)
-            written = await _off_loop(self._check_digests, writer, expected_sha256, expected_md5)
-            return await _off_loop(
+            await feed(writer, chunks)
+            written = await off_loop(self._check_digests, writer, expected_sha256, expected_md5)
+            return await off_loop(
                 self.files.commit, bucket, key, written, content_type, if_none_match
             )
         finally:
             writer.abort()
 
-    @_disk_errors
+    @disk_errors
     def receive(self, request: VerifiedRequest, chunks: Iterable[bytes]) -> ObjectInfo:
         """Stores the body of a verified PUT (a whole object or one part)."""
         if request.method != "PUT":
@@ -442,14 +419,14 @@ class LocalStore:
                 request.md5,
                 request.if_none_match,
             )
-        upload = await _off_loop(
+        upload = await off_loop(
             self.files.upload_dir, request.bucket, request.upload_id, request.key
         )
-        writer = await _off_loop(self.files.writer, request.bucket)
+        writer = await off_loop(self.files.writer, request.bucket)
         try:
-            await _feed(writer, chunks)
-            written = await _off_loop(writer.finish)
-            etag = await _off_loop(self.files.commit_part, upload, request.part_number, written)
+            await feed(writer, chunks)
+            written = await off_loop(writer.finish)
+            etag = await off_loop(self.files.commit_part, upload, request.part_number, written)
         finally:
             writer.abort()
         return ObjectInfo(size=written.size, etag=etag, md5=written.md5, sha256=written.sha256)
@@ -469,7 +446,7 @@ class LocalStore:
 
     # --- reading -------------------------------------------------------------------------
 
-    @_disk_errors
+    @disk_errors
     def read_stream(
         self, bucket: str, key: str, byte_range: tuple[int, int] | None = None
     ) -> tuple[ObjectInfo, Iterator[bytes]]:
@@ -483,7 +460,7 @@ class LocalStore:
                 fh.seek(first)
                 remaining = last - first + 1
                 while remaining > 0:
-                    data = _disk_errors(fh.read)(min(CHUNK, remaining))
+                    data = disk_errors(fh.read)(min(CHUNK, remaining))
                     if not data:
                         return
                     remaining -= len(data)
@@ -491,11 +468,11 @@ class LocalStore:
 
         return info, chunks()
 
-    @_disk_errors
+    @disk_errors
     def open_read(self, bucket: str, key: str) -> Iterator[bytes]:
         return self.read_stream(bucket, key)[1]
 
-    @_disk_errors
+    @disk_errors
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         try:
             meta = self.files.read_meta(bucket, key)
@@ -503,25 +480,25 @@ class LocalStore:
             return None
         return info_from_meta(meta) if meta else None
 
-    @_disk_errors
+    @disk_errors
     def delete_object(self, bucket: str, key: str) -> None:
         with contextlib.suppress(NotFound):
             self.files.delete_object(bucket, key)
 
-    @_disk_errors
+    @disk_errors
     def make_public(self, bucket: str, key: str) -> str:
         self.files.set_public(bucket, key)
         return self.object_url(bucket, key)
 
     # --- multipart -----------------------------------------------------------------------
 
-    @_disk_errors
+    @disk_errors
     def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
         self.validate_bucket_name(bucket)
         base.validate_key(key)
         return self.files.create_upload(bucket, key, content_type)
 
-    @_disk_errors
+    @disk_errors
     def complete_multipart(
         self,
         bucket: str,
@@ -553,13 +530,13 @@ class LocalStore:
         self.files.remove_upload(bucket, upload_id)
         return info
 
-    @_disk_errors
+    @disk_errors
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         self.files.remove_upload(bucket, upload_id)
 
     # --- copy ----------------------------------------------------------------------------
 
-    @_disk_errors
+    @disk_errors
     def copy_object(
         self,
         src_driver: StorageDriver,

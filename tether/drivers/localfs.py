@@ -18,20 +18,33 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ParamSpec, TypeVar
+
+import anyio.to_thread
 
 from tether.drivers.base import MiB, ObjectInfo
-from tether.errors import BadRequest, Conflict, NotFound, StoreError, StoreUnavailable
+from tether.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+    TetherError,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 CHUNK = MiB
@@ -167,7 +180,7 @@ class LocalFiles:
     def delete_bucket(self, bucket: str) -> bool:
         try:
             with self.locked(bucket) as path:
-                if any((path / "objects").iterdir()) or any((path / "uploads").iterdir()):
+                if any((path / "objects").glob("*/*.json")) or any((path / "uploads").iterdir()):
                     return False
                 trash = self._root() / f".trash-{uuid.uuid4().hex}"
                 os.rename(path, trash)
@@ -332,3 +345,42 @@ class LocalFiles:
         if _UPLOAD_ID.fullmatch(upload_id):
             with contextlib.suppress(NotFound, FileNotFoundError):
                 shutil.rmtree(self.existing_bucket(bucket) / "uploads" / upload_id)
+
+
+# --- the one place the local store's OS errors become Tether errors -----------------------
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    # Disk and hashing work would stall every other request on the event loop.
+    return await anyio.to_thread.run_sync(disk_errors(fn), *args)
+
+
+async def feed(writer: BlobWriter, chunks: AsyncIterable[bytes]) -> None:
+    # ASGI bodies come in small pieces; hand the thread 1 MiB at a time.
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= CHUNK:
+            await off_loop(writer.write, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await off_loop(writer.write, bytes(buffer))
+
+
+def disk_errors(fn: Callable[P, T]) -> Callable[P, T]:
+    """The one place where the local store's OS errors become Tether errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except TetherError:
+            raise
+        except FileNotFoundError as exc:
+            raise StoreUnavailable(f"local store file vanished: {exc.strerror}") from exc
+        except OSError as exc:
+            raise StoreError(
+                f"local store I/O failed: {exc.strerror or type(exc).__name__}"
+            ) from exc
+
+    return wrapper

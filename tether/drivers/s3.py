@@ -22,11 +22,11 @@ from botocore.config import Config
 
 from tether.drivers import base
 from tether.drivers.base import Capabilities, ObjectInfo, SignedRequest, StorageDriver
+from tether.drivers.s3_answers import AlreadyOwned, client_error, object_info, quote_etag
 from tether.drivers.sigv4 import MAX_EXPIRES, SigV4Presigner
 from tether.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     StoreError,
     StoreTimeout,
@@ -39,33 +39,24 @@ T = TypeVar("T")
 
 # The S3 API as AWS documents it. SeaweedFS 4.x enforces all of the checksum and
 # conditional-write features (see tests/drivers/test_contract.py). New AWS buckets block
-# public policies by default, so public objects are opt-in per service.
+# public policies by default, so public objects are opt-in per service. Object lock
+# exists in S3 (and SeaweedFS) but this driver sets no retention yet, so it says no.
 DEFAULT_CAPABILITIES = Capabilities(
     checksum_headers=True,
     sha256_checksum=True,
     conditional_write=True,
-    object_lock=True,
+    object_lock=False,
     public_objects=False,
     max_url_ttl=MAX_EXPIRES,
     multipart_min_part=5 * base.MiB,
     max_parts=base.MAX_PART_NUMBER,
 )
 
-# S3 error codes whose meaning Tether knows; anything else from the store is a 502.
-_NOT_FOUND = {"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NotFound", "404"}
-_FORBIDDEN = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "403",
-}
-_CONFLICT = {"BucketAlreadyExists", "BucketNotEmpty", "PreconditionFailed", "412"}
-_UNPROCESSABLE = {"BadDigest", "InvalidDigest", "InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
+# CopyObject copies at most 5 GiB in one request; larger objects are copied in ranges.
+MAX_COPY_SIZE = 5 * 1024 * base.MiB
+COPY_RANGE = 1024 * base.MiB
+
 _PUBLIC_SID = "TetherPublicRead"
-_UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "503"}
-_TIMEOUT = {"RequestTimeout", "504"}
 
 
 class S3Driver:
@@ -87,6 +78,9 @@ class S3Driver:
         capabilities: Mapping[str, Any] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        if "@" in self.endpoint.partition("://")[2].partition("/")[0]:
+            # Credentials belong in the credential, never in a URL that error messages show.
+            raise BadRequest("an s3 endpoint must not contain user information")
         self.region = region or "us-east-1"
         self._signer = SigV4Presigner(
             self.endpoint, self.region, access_key, secret_key, session_token, virtual=virtual
@@ -133,7 +127,7 @@ class S3Driver:
         except TetherError:
             raise
         except bce.ClientError as exc:
-            raise _client_error(what, exc) from exc
+            raise client_error(what, exc) from exc
         except (bce.ConnectTimeoutError, bce.ReadTimeoutError) as exc:
             raise StoreTimeout(f"object store at {self.endpoint} timed out ({what})") from exc
         except bce.EndpointConnectionError as exc:
@@ -176,7 +170,7 @@ class S3Driver:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         try:
             self._call(f"create bucket {bucket}", lambda: self._client.create_bucket(**kwargs))
-        except _AlreadyOwned:
+        except AlreadyOwned:
             # Someone (maybe a concurrent request of ours) created it in between.
             return False
         return True
@@ -331,7 +325,7 @@ class S3Driver:
             "Key": key,
             "UploadId": upload_id,
             "MultipartUpload": {
-                "Parts": [{"PartNumber": n, "ETag": _quote_etag(e)} for n, e in sorted(parts)]
+                "Parts": [{"PartNumber": n, "ETag": quote_etag(e)} for n, e in sorted(parts)]
             },
         }
         if if_none_match and self._capabilities.conditional_write:
@@ -364,7 +358,7 @@ class S3Driver:
             )
         except NotFound:
             return None
-        return _object_info(answer)
+        return object_info(answer)
 
     def delete_object(self, bucket: str, key: str) -> None:
         with contextlib.suppress(NotFound):
@@ -400,24 +394,57 @@ class S3Driver:
     ) -> ObjectInfo:
         self.validate_bucket_name(dst_bucket)
         base.validate_key(dst_key)
+        source = src_driver.head(src_bucket, src_key)
+        if source is None:
+            raise NotFound(f"object {src_bucket}/{src_key} does not exist")
         if isinstance(src_driver, S3Driver) and src_driver._store_id == self._store_id:
-            self._server_side_copy(src_bucket, src_key, dst_bucket, dst_key)
+            self._server_side_copy(src_bucket, src_key, dst_bucket, dst_key, source.size)
         else:
-            self.put_stream(dst_bucket, dst_key, src_driver.open_read(src_bucket, src_key))
+            chunks = src_driver.open_read(src_bucket, src_key)
+            sent = self.put_stream(dst_bucket, dst_key, chunks, source.content_type)
+            if source.sha256 and sent != source.sha256:
+                # The source changed or was corrupted in flight: never keep a bad copy.
+                self.delete_object(dst_bucket, dst_key)
+                raise StoreError(f"copy of {src_bucket}/{src_key} does not match its SHA-256")
         info = self.head(dst_bucket, dst_key)
-        if info is None:
-            raise StoreError(f"object {dst_bucket}/{dst_key} is missing right after its copy")
+        if info is None or info.size != source.size:
+            raise StoreError(f"object {dst_bucket}/{dst_key} is not complete after its copy")
         return info
 
     def _server_side_copy(
-        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str
+        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, size: int
     ) -> None:
         source = {"Bucket": src_bucket, "Key": src_key}
         what = f"copy {src_bucket}/{src_key} to {dst_bucket}/{dst_key}"
-        self._call(
-            what,
-            lambda: self._client.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source),
-        )
+        if size <= MAX_COPY_SIZE:
+            self._call(
+                what,
+                lambda: self._client.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source),
+            )
+            return
+        # CopyObject stops at 5 GiB; beyond, the store copies ranges as parts.
+        head = self._call(what, lambda: self._client.head_object(Bucket=src_bucket, Key=src_key))
+        upload_id = self.create_multipart(dst_bucket, dst_key, head.get("ContentType"))
+        parts: list[tuple[int, str]] = []
+        try:
+            for number, first in enumerate(range(0, size, COPY_RANGE), start=1):
+                last = min(first + COPY_RANGE, size) - 1
+                answer = self._call(
+                    what,
+                    lambda n=number, r=f"bytes={first}-{last}": self._client.upload_part_copy(  # type: ignore[misc]
+                        Bucket=dst_bucket,
+                        Key=dst_key,
+                        UploadId=upload_id,
+                        PartNumber=n,
+                        CopySource=source,
+                        CopySourceRange=r,
+                    ),
+                )
+                parts.append((number, str(answer["CopyPartResult"]["ETag"])))
+            self.complete_multipart(dst_bucket, dst_key, upload_id, parts)
+        except BaseException:
+            self.abort_multipart(dst_bucket, dst_key, upload_id)
+            raise
 
     def put_stream(
         self, bucket: str, key: str, chunks: Iterator[bytes], content_type: str | None = None
@@ -521,56 +548,3 @@ class S3Driver:
 
     def close(self) -> None:
         self._client.close()
-
-
-class _AlreadyOwned(Conflict):
-    """The bucket exists and belongs to this credential (a create race we lost)."""
-
-
-def _client_error(what: str, exc: bce.ClientError) -> TetherError:
-    """A Tether error for an S3 error answer: code and status only, never the SDK text."""
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    detail = f"{what}: {code or 'error'} (HTTP {status})"
-    if code in ("BucketAlreadyOwnedByYou",):
-        return _AlreadyOwned(f"object store says {detail}")
-    if code == "InvalidBucketName":
-        return BadRequest(f"object store refused the bucket name ({detail})")
-    if code in _NOT_FOUND or status == 404:
-        return NotFound(f"not found in object store: {detail}")
-    if code in _FORBIDDEN or status == 403:
-        return Forbidden(f"object store refused the credential: {detail}")
-    if code in _CONFLICT or status in (409, 412):
-        return Conflict(f"object store refused: {detail}")
-    if code in _UNPROCESSABLE:
-        return Unprocessable(f"stored data does not match: {detail}")
-    if code in _UNAVAILABLE or status == 503:
-        return StoreUnavailable(f"object store unavailable: {detail}")
-    if code in _TIMEOUT or status == 504:
-        return StoreTimeout(f"object store timed out: {detail}")
-    return StoreError(f"object store failed: {detail}")
-
-
-def _quote_etag(etag: str) -> str:
-    return etag if etag.startswith('"') else f'"{etag}"'
-
-
-def _object_info(answer: Mapping[str, Any]) -> ObjectInfo:
-    etag = str(answer.get("ETag") or "").strip('"') or None
-    # A single-part, non-KMS upload's ETag is the MD5 of its bytes; a multipart ETag
-    # ("…-N") is not, and then the MD5 is simply unknown.
-    md5 = etag if etag and len(etag) == 32 and "-" not in etag else None
-    sha256_b64 = answer.get("ChecksumSHA256")
-    # A multipart upload reports a checksum of checksums ("…-N"), not the object's SHA-256.
-    sha256 = base.b64_to_hex(sha256_b64) if sha256_b64 and "-" not in sha256_b64 else None
-    modified = answer.get("LastModified")
-    return ObjectInfo(
-        size=int(answer.get("ContentLength", 0)),
-        etag=etag,
-        md5=md5,
-        sha256=sha256 if sha256 and len(sha256) == 64 else None,
-        version_id=answer.get("VersionId") or None,
-        content_type=answer.get("ContentType") or None,
-        last_modified=modified if isinstance(modified, datetime) else None,
-    )

@@ -32,14 +32,14 @@ _PLAIN = re.compile(r"[A-Za-z0-9\-_.~]*").fullmatch
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*").fullmatch
 
 
-def _uri_encode(text: str) -> str:
+def uri_encode(text: str) -> str:
     # RFC 3986 unreserved characters stay, everything else is %-encoded from UTF-8,
     # exactly as SigV4 specifies (``quote`` upper-cases the hex digits). ``quote`` costs
     # several µs per call on these machines, so plain text skips it.
     return text if _PLAIN(text) else quote(text, safe="-_.~")
 
 
-def _uri_encode_path(text: str) -> str:
+def uri_encode_path(text: str) -> str:
     return text if _PLAIN_PATH(text) else quote(text, safe="-_.~/")
 
 
@@ -69,6 +69,9 @@ class SigV4Presigner:
     virtual: bool = False
     service: str = "s3"
     _key_cache: tuple[str, bytes] = field(default=("", b""), init=False, repr=False)
+    _clock_cache: tuple[int, tuple[str, str, str, str]] = field(
+        default=(-1, ("", "", "", "")), init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)
@@ -78,7 +81,7 @@ class SigV4Presigner:
         host = (parts.hostname or "").lower()
         self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
         self._base_path = parts.path.rstrip("/")
-        self._encoded_access_key = _uri_encode(self.access_key)
+        self._encoded_access_key = uri_encode(self.access_key)
 
     def _signing_key(self, datestamp: str) -> bytes:
         cached_date, cached_key = self._key_cache
@@ -90,9 +93,24 @@ class SigV4Presigner:
         self._key_cache = (datestamp, key)
         return key
 
+    def _clock(self, epoch: int) -> tuple[str, str, str, str]:
+        # Date strings, scope and encoded credential change once a second at most: a URL
+        # burst reuses them instead of formatting them again.
+        cached = self._clock_cache
+        if cached[0] == epoch:
+            return cached[1]
+        tm = time.gmtime(epoch)
+        datestamp = f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}"
+        amz_date = f"{datestamp}T{tm.tm_hour:02d}{tm.tm_min:02d}{tm.tm_sec:02d}Z"
+        scope = f"{datestamp}/{self.region}/{self.service}/aws4_request"
+        credential = f"{self._encoded_access_key}%2F{scope.replace('/', '%2F')}"
+        values = (amz_date, datestamp, scope, credential)
+        self._clock_cache = (epoch, values)
+        return values
+
     def host_and_path(self, bucket: str, key: str | None) -> tuple[str, str]:
         """The Host header and the canonical (encoded) path of an object or bucket."""
-        encoded_key = "/" + _uri_encode_path(key) if key is not None else "/"
+        encoded_key = "/" + uri_encode_path(key) if key is not None else "/"
         if self.virtual:
             return f"{bucket}.{self._host}", self._base_path + encoded_key
         path = f"{self._base_path}/{bucket}"
@@ -117,16 +135,16 @@ class SigV4Presigner:
         if not 1 <= expires_in <= MAX_EXPIRES:
             raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES} seconds")
         epoch = int(time.time() if now is None else now)
-        tm = time.gmtime(epoch)
-        datestamp = f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}"
-        amz_date = f"{datestamp}T{tm.tm_hour:02d}{tm.tm_min:02d}{tm.tm_sec:02d}Z"
-        scope = f"{datestamp}/{self.region}/{self.service}/aws4_request"
+        amz_date, datestamp, scope, credential = self._clock(epoch)
         host, path = self.host_and_path(bucket, key)
 
         canon_headers = {"host": host}
         if headers:
             for name, value in headers.items():
-                canon_headers[name.lower()] = " ".join(value.split())
+                # SigV4 trims values and folds inner runs of spaces to one.
+                if "  " in value or value != value.strip():
+                    value = " ".join(value.split())
+                canon_headers[name.lower()] = value
         names = sorted(canon_headers)
         signed_headers = ";".join(names)
 
@@ -134,15 +152,15 @@ class SigV4Presigner:
         # only caller-supplied values go through the (slower) generic encoder.
         pairs = [
             ("X-Amz-Algorithm", ALGORITHM),
-            ("X-Amz-Credential", f"{self._encoded_access_key}%2F{scope.replace('/', '%2F')}"),
+            ("X-Amz-Credential", credential),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires_in)),
             ("X-Amz-SignedHeaders", signed_headers.replace(";", "%3B")),
         ]
         if self.session_token:
-            pairs.append(("X-Amz-Security-Token", _uri_encode(self.session_token)))
+            pairs.append(("X-Amz-Security-Token", uri_encode(self.session_token)))
         if query:
-            pairs.extend((_uri_encode(k), _uri_encode(v)) for k, v in query.items())
+            pairs.extend((uri_encode(k), uri_encode(v)) for k, v in query.items())
         pairs.sort()
         canonical_query = "&".join([f"{k}={v}" for k, v in pairs])
 
@@ -151,7 +169,7 @@ class SigV4Presigner:
                 method,
                 path,
                 canonical_query,
-                "".join(f"{n}:{canon_headers[n]}\n" for n in names),
+                "".join([f"{n}:{canon_headers[n]}\n" for n in names]),
                 signed_headers,
                 UNSIGNED_PAYLOAD,
             )
