@@ -14,11 +14,19 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from tests.pg import fresh_database
+from tests.servers import SeaweedFS, seaweedfs
 from tether.core import Tether, build, prepare
 from tether.server.app import create_app
 from tether.settings import Settings
 
 ADMIN_PASSWORD = "admin-secret-pw"
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 server for the whole test session."""
+    with seaweedfs() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

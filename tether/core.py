@@ -7,16 +7,19 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from tether.auth.identity import Identity
+from tether.auth.secretbox import load_server_key
 from tether.db.engine import make_engine, transaction
 from tether.db.migrate import upgrade
 from tether.resources import session as session_mod
 from tether.resources.bootstrap import bootstrap
 from tether.resources.credential import CredentialKind
 from tether.resources.event import EventKind
+from tether.resources.infrastructure import InfrastructureServiceKind
 from tether.resources.module import ModuleKind
 from tether.resources.registry import Registry
 from tether.resources.service import ResourceService
 from tether.resources.session import SessionKind
+from tether.resources.storage import Storage
 from tether.resources.user import GroupKind, UserKind
 from tether.settings import Settings
 
@@ -30,6 +33,7 @@ def default_registry() -> Registry:
             CredentialKind(),
             EventKind(),
             ModuleKind(),
+            InfrastructureServiceKind(),
         ]
     )
 
@@ -63,4 +67,6 @@ def build(settings: Settings) -> Tether:
     """A Tether on an already prepared database."""
     engine = make_engine(settings.effective_database_url)
     registry = default_registry()
-    return Tether(settings, engine, registry, ResourceService(engine, settings, registry))
+    public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    storage = Storage(load_server_key(settings), public_url)
+    return Tether(settings, engine, registry, ResourceService(engine, settings, registry, storage))

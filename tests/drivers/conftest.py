@@ -18,18 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.servers import SeaweedFS, free_port, seaweedfs
+from tests.servers import SeaweedFS, free_port
 from tether.drivers import LocalSigner, LocalStore, SignedRequest, StorageDriver, make_driver
 from tether.drivers.local import download_headers, parse_range, split_object_path
 from tether.errors import NotFound, TetherError
 
 ROUTE = "/local-store"
-
-
-@pytest.fixture(scope="session")
-def seaweed() -> Iterator[SeaweedFS]:
-    with seaweedfs() as server:
-        yield server
 
 
 class LocalRoute:

@@ -23,6 +23,7 @@ from tether.errors import BadRequest, Forbidden
 
 if TYPE_CHECKING:
     from tether.resources.registry import Registry
+    from tether.resources.storage import Storage
     from tether.settings import Settings
 
 Doc = dict[str, Any]
@@ -108,6 +109,7 @@ class Context:
     conn: Connection
     settings: Settings
     registry: Registry
+    storage: Storage
     base_uri: str = ""
     # Audit events written with the request's transaction.
     events: list[Doc] = field(default_factory=list)

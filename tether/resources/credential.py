@@ -1,14 +1,24 @@
-"""``credential``: API keys now; object-store secrets plug in as more subtypes.
+"""``credential``: API keys, and the secrets Tether uses to act on object stores.
 
 An API key's secret is returned once, in the 201 response, and stored only as a hash.
+Object-store secrets (``s3``: access key, secret key, optional session token; ``local``:
+none) are sealed with the server key and never returned by any API, log or error. A
+store credential names its infrastructure-service as ``parent``, of the same subtype.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from tether.auth import acl as acl_mod
 from tether.auth.identity import hash_token, new_token
-from tether.errors import Unauthorized
+from tether.db import store
+from tether.errors import BadRequest, Unauthorized
 from tether.resources.base import Context, Doc, NewResource, ResourceKind, Template, iso_in
+
+_PARENT = {"type": "string", "pattern": r"^infrastructure-service/[A-Za-z0-9\-]{1,64}$"}
+# Fields of each store subtype that are secrets: sealed, never in the document.
+_SECRET_FIELDS = {"s3": ("access-key", "secret-key", "session-token"), "local": ()}
 
 
 class CredentialKind(ResourceKind):
@@ -22,6 +32,25 @@ class CredentialKind(ResourceKind):
             description="A key and secret to log in without a password; optional ttl in seconds.",
             properties={"ttl": {"type": "integer", "minimum": 1, "maximum": 10 * 365 * 86400}},
         ),
+        Template(
+            subtype="s3",
+            name="S3 access key",
+            description="Access key, secret key and optional session token of an s3 service.",
+            properties={
+                "parent": _PARENT,
+                "access-key": {"type": "string", "minLength": 1, "maxLength": 256},
+                "secret-key": {"type": "string", "minLength": 1, "maxLength": 256},
+                "session-token": {"type": "string", "minLength": 1, "maxLength": 8192},
+            },
+            required=["parent", "access-key", "secret-key"],
+        ),
+        Template(
+            subtype="local",
+            name="Local store",
+            description="Use of a local store service; it holds no secret.",
+            properties={"parent": _PARENT},
+            required=["parent"],
+        ),
     )
     server_fields = frozenset({"subtype", "method", "expiry", "claims", "parent"})
     collection_acl = {
@@ -30,7 +59,28 @@ class CredentialKind(ResourceKind):
         "bulk-delete": [acl_mod.USER],
     }
 
+    def check_add(self, ctx: Context) -> None:
+        super().check_add(ctx)
+        if not ctx.identity.is_authenticated:
+            raise Unauthorized("login required to create a credential")
+
     def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
+        if subtype == "api-key":
+            return self._api_key(ctx, body, resource_id)
+        assert subtype is not None
+        parent = store.get(ctx.conn, body["parent"])
+        if parent is None or parent.doc.get("resource-type") != "infrastructure-service":
+            raise BadRequest(f"parent {body['parent']} is not an infrastructure-service")
+        if parent.doc.get("subtype") != subtype:
+            raise BadRequest(
+                f"a {subtype} credential cannot belong to a {parent.doc.get('subtype')} service"
+            )
+        secrets: dict[str, Any] = {k: body.pop(k) for k in _SECRET_FIELDS[subtype] if k in body}
+        doc: Doc = {**body, "subtype": subtype, "method": subtype}
+        return NewResource(doc=doc, secret=ctx.storage.seal(secrets))
+
+    @staticmethod
+    def _api_key(ctx: Context, body: Doc, resource_id: str) -> NewResource:
         ttl = body.pop("ttl", None)
         secret = new_token()
         doc: Doc = {
@@ -46,8 +96,3 @@ class CredentialKind(ResourceKind):
             secret={"secret-hash": hash_token(secret)},
             response={"key": resource_id, "secret-key": secret},
         )
-
-    def check_add(self, ctx: Context) -> None:
-        super().check_add(ctx)
-        if not ctx.identity.is_authenticated:
-            raise Unauthorized("login required to create a credential")

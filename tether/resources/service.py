@@ -43,6 +43,7 @@ from tether.resources.base import (
     validate,
 )
 from tether.resources.registry import Registry, TemplateKind
+from tether.resources.storage import Storage
 from tether.settings import Settings
 
 
@@ -66,10 +67,13 @@ def split_id(resource_id: str) -> tuple[str, str]:
 class ResourceService:
     """Every generic resource request; one transaction each."""
 
-    def __init__(self, engine: Engine, settings: Settings, registry: Registry) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, registry: Registry, storage: Storage
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.registry = registry
+        self.storage = storage
         self.dialect = engine.dialect.name
 
     # -- plumbing -------------------------------------------------------------------------
@@ -79,7 +83,7 @@ class ResourceService:
         failure_events: list[Doc] = []
         try:
             with transaction(self.engine, write=write) as conn:
-                ctx = Context(identity, conn, self.settings, self.registry, base_uri)
+                ctx = Context(identity, conn, self.settings, self.registry, self.storage, base_uri)
                 ctx.failure_events = failure_events
                 yield ctx
                 for ev in ctx.events:
