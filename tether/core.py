@@ -13,8 +13,10 @@ from tether.db.migrate import upgrade
 from tether.resources import session as session_mod
 from tether.resources.bootstrap import bootstrap
 from tether.resources.credential import CredentialKind
+from tether.resources.data_object import DataObjectKind
 from tether.resources.event import EventKind
 from tether.resources.infrastructure import InfrastructureServiceKind
+from tether.resources.job import JobKind
 from tether.resources.module import ModuleKind
 from tether.resources.registry import Registry
 from tether.resources.service import ResourceService
@@ -34,6 +36,8 @@ def default_registry() -> Registry:
             EventKind(),
             ModuleKind(),
             InfrastructureServiceKind(),
+            DataObjectKind(),
+            JobKind(),
         ]
     )
 
@@ -50,6 +54,7 @@ class Tether:
             return session_mod.authenticate(conn, cookie)
 
     def close(self) -> None:
+        self.resources.storage.close()
         self.engine.dispose()
 
 
@@ -58,7 +63,7 @@ def prepare(settings: Settings) -> str | None:
     engine = make_engine(settings.effective_database_url)
     try:
         upgrade(engine)
-        return bootstrap(engine, default_registry(), settings.admin_password)
+        return bootstrap(engine, default_registry(), settings.admin_password, settings.data_dir)
     finally:
         engine.dispose()
 

@@ -43,6 +43,13 @@ class Settings:
     max_page_size: int = _opt(10000, "Largest number of resources one search returns.")
     max_body_bytes: int = _opt(10 * 1024 * 1024, "Largest request body accepted, in bytes.")
     max_url_ttl: int = _opt(7 * 86400, "Longest lifetime of a signed URL, in seconds.")
+    default_url_ttl: int = _opt(3600, "Lifetime of a signed URL when the request names none, s.")
+    abandoned_after: int = _opt(
+        86400, "Age in seconds after which a NEW or UPLOADING data-object is cleaned up."
+    )
+    embedded_worker: bool = _opt(True, "Run the job worker inside each server process.")
+    worker_interval: float = _opt(10.0, "Seconds between the worker's polls for due jobs.")
+    job_max_attempts: int = _opt(20, "Attempts of a job before it is marked FAILED.")
     public_url: str = _opt("", "Base URL clients use to reach this server; derived when empty.")
     log_level: str = _opt("info", "Logging level of the server.")
     production: bool = _opt(False, "Production mode: warns when the local store is used.")
@@ -104,6 +111,11 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
         if text in {"0", "false", "no", "off"}:
             return False
         raise ConfigError(f"option '{name}' must be true or false, not {value!r}")
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"option '{name}' must be a number, not {value!r}") from exc
     if isinstance(default, int):
         try:
             return int(value)

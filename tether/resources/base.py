@@ -235,8 +235,15 @@ class ResourceKind:
     def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
         """Raises when ``new`` is not an acceptable successor of ``old``."""
 
-    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
-        """Side effects before the row goes (store deletion); may raise to keep it."""
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
+        """Side effects before the row goes (store deletion).
+
+        Raise to refuse the deletion; return a response body to keep the row for now
+        (the kind updated it, e.g. to DELETING with a job to finish later).
+        """
+        return None
 
     # -- operations -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,8 @@ from tether.resources.registry import Registry, template_doc
 from tether.resources.user import BUILTIN_GROUPS, username_key
 
 ADMIN_ID = "user/00000000-0000-4000-8000-000000000001"
+LOCAL_SERVICE_ID = "infrastructure-service/00000000-0000-4000-8000-000000000002"
+LOCAL_CREDENTIAL_ID = "credential/00000000-0000-4000-8000-000000000003"
 
 
 def _internal(doc: Doc, stamp: str) -> Doc:
@@ -27,8 +30,12 @@ def _internal(doc: Doc, stamp: str) -> Doc:
     }
 
 
-def bootstrap(engine: Engine, registry: Registry, admin_password: str) -> str | None:
-    """Creates what a fresh database lacks; returns a generated admin password, if any."""
+def bootstrap(engine: Engine, registry: Registry, admin_password: str, data_dir: str) -> str | None:
+    """Creates what a fresh database lacks; returns a generated admin password, if any.
+
+    Besides accounts and templates, a local store and a credential every user may use,
+    so that the whole data-object life cycle works with no cloud account.
+    """
     generated: str | None = None
     stamp = now_iso()
     with transaction(engine, write=True) as conn:
@@ -76,6 +83,46 @@ def bootstrap(engine: Engine, registry: Registry, admin_password: str) -> str | 
                         stamp,
                     ),
                 )
+        if store.get(conn, LOCAL_SERVICE_ID) is None:
+            path = Path(data_dir).resolve() / "local-store" / LOCAL_SERVICE_ID.split("/")[1]
+            path.mkdir(parents=True, exist_ok=True)
+            shared = acl_mod.normalize(
+                {acl_mod.OWNERS: [acl_mod.ADMIN], acl_mod.VIEW_DATA: [acl_mod.USER]}
+            )
+            store.insert(
+                conn,
+                _internal(
+                    {
+                        "id": LOCAL_SERVICE_ID,
+                        "resource-type": "infrastructure-service",
+                        "name": "local",
+                        "description": "The built-in local store (a development store).",
+                        "subtype": "local",
+                        "method": "local",
+                        "path": str(path),
+                        "default-bucket": "tether",
+                        "priority": 100,
+                        "acl": shared,
+                    },
+                    stamp,
+                ),
+            )
+            store.insert(
+                conn,
+                _internal(
+                    {
+                        "id": LOCAL_CREDENTIAL_ID,
+                        "resource-type": "credential",
+                        "name": "local",
+                        "description": "Use of the built-in local store.",
+                        "subtype": "local",
+                        "method": "local",
+                        "parent": LOCAL_SERVICE_ID,
+                        "acl": shared,
+                    },
+                    stamp,
+                ),
+            )
         for kind in registry.templated():
             for template in kind.templates:
                 doc = template_doc(kind, template, stamp)

@@ -88,7 +88,9 @@ class InfrastructureServiceKind(ResourceKind):
         doc.setdefault("priority", 100)
         return NewResource(doc=doc)
 
-    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
         where = filters.where_clause([f"parent='{doc['id']}'"], ctx.conn.dialect.name)
         where_parent = store.matching_rows(ctx.conn, "credential", None, where)
         if where_parent:
@@ -96,6 +98,7 @@ class InfrastructureServiceKind(ResourceKind):
                 f"{doc['id']} still has {len(where_parent)} credential(s); delete them first",
                 doc["id"],
             )
+        return None
 
     def run_operation(
         self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
@@ -111,11 +114,7 @@ class InfrastructureServiceKind(ResourceKind):
             raise NotFound(f"{credential_id} not found", credential_id)
         if credential.doc.get("parent") != doc["id"]:
             raise BadRequest(f"{credential_id} is not a credential of {doc['id']}")
-        driver = ctx.storage.driver(doc, ctx.storage.open_secrets(ctx.conn, credential_id))
-        try:
-            driver.check()
-        finally:
-            driver.close()
+        ctx.storage.driver(ctx.conn, doc, credential.doc).check()
         return Outcome(
             200, {"status": 200, "message": f"{doc['id']} is reachable", "resource-id": doc["id"]}
         )

@@ -210,6 +210,10 @@ class ResourceService:
         if subtype == href or subtype not in kind.template_validators:
             known = ", ".join(f"{kind.name}-template/{t.subtype}" for t in kind.templates)
             raise BadRequest(f"unknown template '{href}'; known templates: {known}")
+        # Nuvla's client repeats the template's own type and subtype inside it.
+        for key, expected in (("resource-type", f"{kind.name}-template"), ("subtype", subtype)):
+            if key in template and template[key] == expected and key not in kind.properties:
+                template = {k: v for k, v in template.items() if k != key}
         outside = {k: v for k, v in body.items() if k != "template"}
         bad = set(outside) - {"name", "description", "tags", "acl"}
         if bad:
@@ -343,7 +347,9 @@ class ResourceService:
                 raise MethodNotAllowed(f"{kind.name} resources cannot be deleted", resource_id)
             if not acl_mod.can(row.doc.get("acl", {}), identity.claims, acl_mod.DELETE):
                 raise Forbidden(f"delete right needed on {resource_id}", resource_id)
-            kind.before_delete(ctx, row.doc, params)
+            kept = kind.before_delete(ctx, row.doc, row.version, params)
+            if kept is not None:
+                return kept
             store.delete(ctx.conn, resource_id)
             if kind.audited:
                 ctx.events.append(event_mod.build("delete", resource_id, identity))
@@ -362,16 +368,16 @@ class ResourceService:
         with self._context(identity, base_uri, write=True) as ctx:
             claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
             rows = store.matching_rows(ctx.conn, kind.name, claims, where)
-            doomed = [
-                r.doc
-                for r in rows
-                if acl_mod.can(r.doc.get("acl", {}), identity.claims, acl_mod.DELETE)
-            ]
-            for doc in doomed:
-                kind.before_delete(ctx, doc, {})
+            doomed: list[str] = []
+            for row in rows:
+                if not acl_mod.can(row.doc.get("acl", {}), identity.claims, acl_mod.DELETE):
+                    continue
+                if kind.before_delete(ctx, row.doc, row.version, {}) is not None:
+                    continue  # kept for now (e.g. DELETING, finished by a job)
+                doomed.append(row.doc["id"])
                 if kind.audited:
-                    ctx.events.append(event_mod.build("delete", doc["id"], identity))
-            deleted = store.delete_many(ctx.conn, [d["id"] for d in doomed])
+                    ctx.events.append(event_mod.build("delete", row.doc["id"], identity))
+            deleted = store.delete_many(ctx.conn, doomed)
         return {
             "status": 200,
             "message": f"{deleted} {resource_type} resource(s) deleted",

@@ -134,8 +134,11 @@ class SessionKind(ResourceKind):
             raise self._refuse(ctx, "api-key", key)
         return user_id, user.doc["username"]
 
-    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
         ctx.events.append(event_mod.build("logout", doc["id"], ctx.identity))
+        return None
 
 
 def _expired(expiry: object) -> bool:

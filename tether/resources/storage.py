@@ -1,8 +1,14 @@
-"""What resource kinds need of object stores: sealed secrets and a driver per use."""
+"""What resource kinds need of object stores: sealed secrets and drivers, built once.
+
+Building a driver (an S3 client, a connection pool) costs far more than signing a URL,
+so drivers are cached per service and credential version and per public base URL.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Connection
@@ -10,11 +16,14 @@ from sqlalchemy import Connection
 from tether.auth.secretbox import SecretBox
 from tether.db import store
 from tether.drivers import LocalSigner, StorageDriver, make_driver
+from tether.errors import Forbidden
 from tether.resources.base import Doc
+
+_CACHE_SIZE = 256
 
 
 class Storage:
-    """Opens credential secrets and builds drivers for services."""
+    """Seals and opens credential secrets; builds and caches drivers."""
 
     def __init__(self, server_key: bytes, public_url: str) -> None:
         self.box = SecretBox(server_key)
@@ -22,10 +31,8 @@ class Storage:
         # key that seals credentials.
         self._local_key = hashlib.sha256(b"tether-local-store:" + server_key).digest()
         self.public_url = public_url.rstrip("/")
-
-    def local_signer(self, service_id: str) -> LocalSigner:
-        uuid = service_id.split("/", 1)[-1]
-        return LocalSigner(self._local_key, f"{self.public_url}/local-store/{uuid}")
+        self._drivers: OrderedDict[tuple[str, ...], StorageDriver] = OrderedDict()
+        self._lock = threading.Lock()
 
     def seal(self, secrets: dict[str, Any]) -> dict[str, Any]:
         """The value stored for a credential's secrets."""
@@ -36,10 +43,46 @@ class Storage:
         sealed = stored.get("sealed")
         return self.box.open(sealed) if isinstance(sealed, str) else {}
 
-    def driver(self, service: Doc, secrets: dict[str, Any]) -> StorageDriver:
-        """A driver for ``service`` acting with a credential's opened ``secrets``."""
-        subtype = str(service.get("subtype"))
+    def local_signer(self, service_id: str, public_base: str | None = None) -> LocalSigner:
+        uuid = service_id.split("/", 1)[-1]
+        base = (public_base or self.public_url).rstrip("/")
+        return LocalSigner(self._local_key, f"{base}/local-store/{uuid}")
+
+    def driver(
+        self, conn: Connection, service: Doc, credential: Doc, public_base: str | None = None
+    ) -> StorageDriver:
+        """The driver for ``service`` acting with ``credential`` (cached)."""
+        if credential.get("parent") != service["id"]:
+            raise Forbidden(f"{credential['id']} is not a credential of {service['id']}")
+        key = (
+            service["id"],
+            str(service.get("updated")),
+            credential["id"],
+            str(credential.get("updated")),
+            public_base or "",
+        )
+        with self._lock:
+            cached = self._drivers.get(key)
+            if cached is not None:
+                self._drivers.move_to_end(key)
+                return cached
+        secrets = self.open_secrets(conn, credential["id"])
         config = dict(service)
-        if subtype == "local":
-            config["id"] = service["id"]
-        return make_driver(subtype, config, secrets, local_signer=self.local_signer(service["id"]))
+        driver = make_driver(
+            str(service.get("subtype")),
+            config,
+            secrets,
+            local_signer=self.local_signer(service["id"], public_base),
+        )
+        with self._lock:
+            self._drivers[key] = driver
+            while len(self._drivers) > _CACHE_SIZE:
+                _, old = self._drivers.popitem(last=False)
+                old.close()
+        return driver
+
+    def close(self) -> None:
+        with self._lock:
+            for driver in self._drivers.values():
+                driver.close()
+            self._drivers.clear()

@@ -105,13 +105,16 @@ class UserKind(ResourceKind):
             200, {"status": 200, "message": "password changed", "resource-id": doc["id"]}
         )
 
-    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
         if doc.get("username") == "admin":
             raise Conflict("the built-in admin account cannot be deleted", doc["id"])
         # A deleted user's sessions end with it.
         where = filters.where_clause([f"user='{doc['id']}'"], ctx.conn.dialect.name)
         sessions = store.matching_rows(ctx.conn, "session", None, where)
         store.delete_many(ctx.conn, [s.doc["id"] for s in sessions])
+        return None
 
 
 class GroupKind(ResourceKind):
@@ -143,9 +146,12 @@ class GroupKind(ResourceKind):
     def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
         self._check_users(ctx, new.get("users", []))
 
-    def before_delete(self, ctx: Context, doc: Doc, params: Mapping[str, str]) -> None:
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
         if doc.get("group-identifier") in BUILTIN_GROUPS:
             raise Conflict(f"the built-in group {doc['id']} cannot be deleted", doc["id"])
+        return None
 
     @staticmethod
     def _check_users(ctx: Context, users: list[str]) -> None:

@@ -9,7 +9,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from tether.core import Tether, build
-from tether.server import handlers, openapi
+from tether.resources.local_objects import LocalObjects
+from tether.server import handlers, local_store, openapi
 from tether.server.errors import HANDLERS
 from tether.settings import Settings
 
@@ -39,6 +40,11 @@ def create_app(tether: Tether) -> Starlette:
             handlers.operation,
             methods=["POST"],
         ),
+        Route(
+            local_store.PREFIX + "{rest:path}",
+            local_store.local_object,
+            methods=["GET", "HEAD", "PUT"],
+        ),
     ]
 
     @asynccontextmanager
@@ -52,6 +58,7 @@ def create_app(tether: Tether) -> Starlette:
         lifespan=lifespan,
     )
     app.state.tether = tether
+    app.state.local_objects = LocalObjects(tether.engine, tether.resources.storage, tether.settings)
     return app
 
 

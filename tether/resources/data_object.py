@@ -1,0 +1,444 @@
+"""``data-object``: one stored object whose bytes live in an object store.
+
+Life cycle (DESIGN §5): NEW → ``upload`` → UPLOADING → ``ready`` → READY (frozen) →
+``download``…; ``delete`` removes the stored object (and the bucket Tether made, when
+empty), or, when the store refuses, leaves the resource DELETING for a job to finish.
+Tether never carries the bytes: it signs URLs that clients use against the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tether.auth import acl as acl_mod
+from tether.db import store
+from tether.drivers import StorageDriver
+from tether.drivers.base import ObjectInfo, SignedRequest, validate_expires, validate_key
+from tether.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidState,
+    StoreError,
+    Unprocessable,
+)
+from tether.resources import event as event_mod
+from tether.resources import job as job_mod
+from tether.resources.base import (
+    Context,
+    Doc,
+    NewResource,
+    Outcome,
+    ResourceKind,
+    Template,
+    compile_schema,
+    now_iso,
+    validate,
+)
+
+NEW, UPLOADING, READY, DELETING = "NEW", "UPLOADING", "READY", "DELETING"
+
+_FIELDS: dict[str, Any] = {
+    "credential": {"type": "string", "pattern": r"^credential/[A-Za-z0-9\-]{1,64}$"},
+    "bucket": {"type": "string", "minLength": 1, "maxLength": 255},
+    "object": {"type": "string", "maxLength": 1024},
+    "content-type": {"type": "string", "minLength": 1, "maxLength": 255},
+    "bytes": {"type": "integer", "minimum": 0},
+    "md5sum": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+    "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+}
+_DECLARED = ("content-type", "bytes", "md5sum", "sha256")
+_TTL: dict[str, Any] = {
+    "ttl": {"type": "integer", "description": "minutes (Nuvla's unit)"},
+    "expires-in": {"type": "integer", "description": "seconds"},
+}
+_UPLOAD = compile_schema(
+    {
+        **_TTL,
+        "multipart": {"type": "boolean"},
+        "part-size": {"type": "integer", "minimum": 1},
+        "part-numbers": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000},
+    }
+)
+_DOWNLOAD = compile_schema({**_TTL, "filename": {"type": "string", "maxLength": 255}})
+_EMPTY = compile_schema({})
+_VALID = {
+    "upload": (NEW, UPLOADING),
+    "abort-upload": (UPLOADING,),
+    "ready": (UPLOADING,),
+    "download": (READY,),
+}
+
+
+class DataObjectKind(ResourceKind):
+    name = "data-object"
+    description = "One object in an object store: upload, ready (frozen), download, delete."
+    templated = True
+    templates = (
+        Template(
+            subtype="generic",
+            name="Data object",
+            description="An object readable through signed URLs by those with view-data.",
+            properties=_FIELDS,
+            required=["credential"],
+        ),
+        Template(
+            subtype="public",
+            name="Public data object",
+            description="An object that gets a permanent public URL once READY.",
+            properties=_FIELDS,
+            required=["credential"],
+        ),
+    )
+    server_fields = frozenset(
+        {
+            "subtype",
+            "state",
+            "infrastructure-service",
+            "bucket-created",
+            "upload-id",
+            "part-size",
+            "etag",
+            "version-id",
+            "url",
+            "timestamp",
+        }
+    )
+    immutable_fields = frozenset({"credential", "bucket", "object"})
+    operation_rights = {
+        "upload": acl_mod.EDIT_DATA,
+        "abort-upload": acl_mod.EDIT_DATA,
+        "ready": acl_mod.EDIT_DATA,
+        "download": acl_mod.VIEW_DATA,
+    }
+
+    # -- creation -------------------------------------------------------------------------
+
+    def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
+        credential = store.get(ctx.conn, body["credential"])
+        # An unknown credential and one the caller may not use look the same.
+        if credential is None or not acl_mod.can(
+            credential.doc.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_DATA
+        ):
+            raise Forbidden(f"unknown or foreign credential {body['credential']}")
+        if credential.doc.get("subtype") in (None, "api-key"):
+            raise BadRequest(f"{body['credential']} is not an object-store credential")
+        service = store.get(ctx.conn, str(credential.doc.get("parent")))
+        if service is None:
+            raise BadRequest(f"the service of {body['credential']} is gone")
+        bucket = body.get("bucket") or service.doc.get("default-bucket")
+        if not bucket:
+            raise BadRequest(f"no bucket given and {service.doc['id']} has no default-bucket")
+        key = body.get("object") or resource_id.split("/", 1)[1]
+        driver = ctx.storage.driver(ctx.conn, service.doc, credential.doc, _public(ctx))
+        driver.validate_bucket_name(bucket)
+        validate_key(key)
+        if subtype == "public" and not driver.capabilities.public_objects:
+            raise BadRequest(f"{service.doc['id']} does not allow public objects")
+        created = driver.ensure_bucket(bucket)
+        doc: Doc = {
+            **body,
+            "subtype": subtype,
+            "bucket": bucket,
+            "object": key,
+            "infrastructure-service": service.doc["id"],
+            "state": NEW,
+        }
+        if created:
+            doc["bucket-created"] = True
+        if "md5sum" in doc:
+            doc["md5sum"] = doc["md5sum"].lower()
+        if "sha256" in doc:
+            doc["sha256"] = doc["sha256"].lower()
+        return NewResource(doc=doc)
+
+    def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
+        changed = [k for k in _DECLARED if old.get(k) != new.get(k)]
+        if changed and old.get("state") != NEW:
+            raise Conflict(
+                f"'{changed[0]}' can change only in state NEW, not {old.get('state')}",
+                old["id"],
+            )
+
+    # -- operations -----------------------------------------------------------------------
+
+    def available_operations(self, ctx: Context, doc: Doc) -> list[str]:
+        state = doc.get("state")
+        return [op for op, states in _VALID.items() if state in states]
+
+    def run_operation(
+        self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
+    ) -> Outcome:
+        state = str(doc.get("state"))
+        if state not in _VALID[operation]:
+            raise InvalidState(state, operation, _VALID[operation], doc["id"])
+        driver = self.driver(ctx, doc)
+        if operation == "upload":
+            return self._upload(ctx, doc, version, body, driver)
+        if operation == "abort-upload":
+            return self._abort(ctx, doc, version, body, driver)
+        if operation == "ready":
+            return self._ready(ctx, doc, version, body, driver)
+        return self._download(ctx, doc, body, driver)
+
+    def driver(self, ctx: Context, doc: Doc) -> StorageDriver:
+        credential = store.get(ctx.conn, doc["credential"])
+        service = store.get(ctx.conn, doc["infrastructure-service"])
+        if credential is None or service is None:
+            raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
+        return ctx.storage.driver(ctx.conn, service.doc, credential.doc, _public(ctx))
+
+    def _upload(
+        self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
+    ) -> Outcome:
+        validate(_UPLOAD, body, "upload request")
+        expires_in = _expires_in(ctx, body, driver)
+        conditional = driver.capabilities.conditional_write
+        bucket, key = doc["bucket"], doc["object"]
+        if not body.get("multipart"):
+            if doc.get("upload-id"):
+                raise Conflict("a multipart upload is open: abort it or finish it", doc["id"])
+            signed = driver.sign_put(
+                bucket,
+                key,
+                expires_in,
+                content_type=doc.get("content-type"),
+                content_length=doc.get("bytes"),
+                md5=doc.get("md5sum") if driver.capabilities.checksum_headers else None,
+                sha256=doc.get("sha256") if driver.capabilities.sha256_checksum else None,
+                if_none_match=conditional,
+            )
+            self._save(ctx, doc, version, {"state": UPLOADING})
+            ctx.events.append(_url_event(ctx, doc, signed))
+            return Outcome(200, _signed_body(signed))
+        upload_id = doc.get("upload-id")
+        part_size = doc.get("part-size") or body.get("part-size")
+        numbers = body.get("part-numbers")
+        if upload_id is None:
+            if not isinstance(part_size, int):
+                raise BadRequest("a multipart upload needs 'part-size' (bytes)")
+            caps = driver.capabilities
+            if part_size < caps.multipart_min_part:
+                raise BadRequest(
+                    f"part-size must be at least {caps.multipart_min_part} bytes on this store"
+                )
+            if numbers is None:
+                if not isinstance(doc.get("bytes"), int):
+                    raise BadRequest("declare 'bytes', or name the 'part-numbers' to sign")
+                count = max(1, math.ceil(doc["bytes"] / part_size))
+                if count > caps.max_parts:
+                    raise BadRequest(f"{count} parts exceed this store's {caps.max_parts}")
+                numbers = list(range(1, count + 1))
+        elif numbers is None:
+            raise BadRequest("a multipart upload is open: name the 'part-numbers' to sign")
+        for n in numbers:
+            if not 1 <= n <= driver.capabilities.max_parts:
+                raise BadRequest(f"part number {n} out of range 1..{driver.capabilities.max_parts}")
+        if upload_id is None:
+            upload_id = driver.create_multipart(bucket, key, doc.get("content-type"))
+            self._save(
+                ctx,
+                doc,
+                version,
+                {"state": UPLOADING, "upload-id": upload_id, "part-size": part_size},
+            )
+        parts = [
+            {
+                "part-number": n,
+                **_signed_body(driver.sign_part(bucket, key, upload_id, n, expires_in)),
+            }
+            for n in numbers
+        ]
+        ctx.events.append(
+            event_mod.build("url", doc["id"], ctx.identity, {"method": "PUT", "parts": len(parts)})
+        )
+        return Outcome(200, {"upload-id": upload_id, "part-size": part_size, "parts": parts})
+
+    def _abort(
+        self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
+    ) -> Outcome:
+        validate(_EMPTY, body, "abort-upload request")
+        if doc.get("upload-id"):
+            driver.abort_multipart(doc["bucket"], doc["object"], doc["upload-id"])
+        self._save(ctx, doc, version, {"state": NEW, "upload-id": None, "part-size": None})
+        return Outcome(200, {"status": 200, "message": "upload aborted", "resource-id": doc["id"]})
+
+    def _ready(
+        self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
+    ) -> Outcome:
+        validate(_EMPTY, body, "ready request")
+        bucket, key = doc["bucket"], doc["object"]
+        if doc.get("upload-id"):
+            info = driver.complete_multipart(
+                bucket,
+                key,
+                doc["upload-id"],
+                None,
+                if_none_match=driver.capabilities.conditional_write,
+            )
+        head = driver.head(bucket, key)
+        if head is None:
+            raise Conflict(f"{doc['id']} was never uploaded: no object in the store", doc["id"])
+        info = _verified(driver, doc, head)
+        changes: Doc = {
+            "state": READY,
+            "bytes": info.size,
+            "upload-id": None,
+            "part-size": None,
+            "timestamp": now_iso(),
+        }
+        for field, value in (
+            ("md5sum", info.md5),
+            ("sha256", info.sha256),
+            ("etag", info.etag),
+            ("version-id", info.version_id),
+        ):
+            if value:
+                changes[field] = value
+        if not doc.get("content-type") and info.content_type:
+            changes["content-type"] = info.content_type
+        if doc.get("subtype") == "public":
+            changes["url"] = driver.make_public(bucket, key)
+        new = self._save(ctx, doc, version, changes)
+        return Outcome(
+            200,
+            {
+                "status": 200,
+                "message": f"{doc['id']} is ready",
+                "resource-id": doc["id"],
+                "bytes": new["bytes"],
+                **{k: new[k] for k in ("md5sum", "sha256") if k in new},
+            },
+        )
+
+    def _download(self, ctx: Context, doc: Doc, body: Doc, driver: StorageDriver) -> Outcome:
+        validate(_DOWNLOAD, body, "download request")
+        expires_in = _expires_in(ctx, body, driver)
+        signed = driver.sign_get(doc["bucket"], doc["object"], expires_in, body.get("filename"))
+        ctx.events.append(_url_event(ctx, doc, signed))
+        return Outcome(303, _signed_body(signed, with_method=False), {"Location": signed.url})
+
+    def _save(self, ctx: Context, doc: Doc, version: int, changes: Doc) -> Doc:
+        new = {**doc, **changes, "updated": now_iso(), "updated-by": ctx.identity.principal}
+        new = {k: v for k, v in new.items() if v is not None}
+        store.update(ctx.conn, new, version, acl_changed=False)
+        if changes.get("state") and changes["state"] != doc.get("state"):
+            ctx.events.append(
+                event_mod.build("state", doc["id"], ctx.identity, {"state": changes["state"]})
+            )
+        return new
+
+    # -- deletion -------------------------------------------------------------------------
+
+    def before_delete(
+        self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
+    ) -> Doc | None:
+        try:
+            remove_stored(self.driver(ctx, doc), doc, params)
+        except StoreError as exc:
+            # Keep the resource, visibly, until a job manages to delete the object.
+            self._save(ctx, doc, version, {"state": DELETING})
+            ctx.events.append(
+                job_mod.build(
+                    "delete-object",
+                    doc["id"],
+                    ctx.identity,
+                    **{k: v for k, v in params.items() if k.startswith("keep-")},
+                )
+            )
+            return {
+                "status": 202,
+                "message": f"{doc['id']} is DELETING: the store failed ({exc.message}); "
+                "a job will retry",
+                "resource-id": doc["id"],
+            }
+        return None
+
+
+def remove_stored(driver: StorageDriver, doc: Doc, params: Mapping[str, Any]) -> None:
+    """Deletes what a data-object holds in its store (honouring the keep- options)."""
+    bucket, key = doc["bucket"], doc["object"]
+    if doc.get("upload-id"):
+        driver.abort_multipart(bucket, key, doc["upload-id"])
+    if not _flag(params.get("keep-s3-object")):
+        driver.delete_object(bucket, key)
+        if doc.get("bucket-created") and not _flag(params.get("keep-s3-bucket")):
+            driver.delete_bucket(bucket)
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("true", "1", "yes") if value is not None else False
+
+
+def _public(ctx: Context) -> str | None:
+    return ctx.base_uri.removesuffix("/api/") if ctx.base_uri else None
+
+
+def _expires_in(ctx: Context, body: Doc, driver: StorageDriver) -> int:
+    if "ttl" in body and "expires-in" in body:
+        raise BadRequest("give either 'ttl' (minutes) or 'expires-in' (seconds), not both")
+    if "ttl" in body:
+        seconds = body["ttl"] * 60
+    else:
+        seconds = body.get("expires-in", ctx.settings.default_url_ttl)
+    if seconds <= 0:
+        raise BadRequest("a URL lifetime must be positive")
+    if seconds > ctx.settings.max_url_ttl:
+        raise BadRequest(
+            f"a URL lifetime of {seconds} s exceeds the maximum of {ctx.settings.max_url_ttl} s"
+        )
+    validate_expires(int(seconds), driver.capabilities)
+    return int(seconds)
+
+
+def _signed_body(signed: SignedRequest, with_method: bool = True) -> Doc:
+    expires = signed.expires.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    body: Doc = {"uri": signed.url, "expires": expires}
+    if with_method:
+        body["method"] = signed.method
+        body["headers"] = dict(signed.headers)
+    return body
+
+
+def _url_event(ctx: Context, doc: Doc, signed: SignedRequest) -> Doc:
+    # The URL's signature is a bearer secret: the event records that one was issued only.
+    return event_mod.build(
+        "url",
+        doc["id"],
+        ctx.identity,
+        {"method": signed.method, "expires": _signed_body(signed)["expires"]},
+    )
+
+
+def _verified(driver: StorageDriver, doc: Doc, head: ObjectInfo) -> ObjectInfo:
+    """The stored object's facts after checking them against what was declared."""
+    declared_bytes = doc.get("bytes")
+    if isinstance(declared_bytes, int) and head.size != declared_bytes:
+        raise Unprocessable(
+            f"stored object has {head.size} bytes; {declared_bytes} were declared", doc["id"]
+        )
+    md5, sha256 = head.md5, head.sha256
+    want_md5, want_sha = doc.get("md5sum"), doc.get("sha256")
+    if (want_md5 and not md5) or (want_sha and not sha256):
+        # The store cannot tell (a multipart object): read it once to check.
+        h_md5, h_sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+        for chunk in driver.open_read(doc["bucket"], doc["object"]):
+            h_md5.update(chunk)
+            h_sha.update(chunk)
+        md5, sha256 = h_md5.hexdigest(), h_sha.hexdigest()
+    if want_md5 and md5 != want_md5:
+        raise Unprocessable("stored object's md5 differs from the declared md5sum", doc["id"])
+    if want_sha and sha256 != want_sha:
+        raise Unprocessable("stored object's sha256 differs from the declared sha256", doc["id"])
+    return ObjectInfo(
+        size=head.size,
+        etag=head.etag,
+        md5=md5,
+        sha256=sha256,
+        version_id=head.version_id,
+        content_type=head.content_type,
+        last_modified=head.last_modified,
+    )
