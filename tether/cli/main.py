@@ -46,5 +46,33 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     )
 
 
+@main.command()
+@click.option("--data-dir", default=None, help="Data directory (TETHER_DATA_DIR).")
+@click.option("--once", is_flag=True, help="Run the due jobs once and exit.")
+def worker(data_dir: str | None, once: bool) -> None:
+    """Run background jobs (store deletions, cleanup of abandoned uploads)."""
+    import signal
+    import threading
+
+    from tether.core import build
+    from tether.jobs.worker import Worker
+
+    settings = Settings.load({"data_dir": data_dir})
+    prepare(settings)
+    tether = build(settings)
+    runner = Worker(tether)
+    try:
+        if once:
+            runner.sweep()
+            click.echo(f"ran {runner.run_due()} job(s)")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        runner.run_forever(stop)
+    finally:
+        tether.close()
+
+
 if __name__ == "__main__":
     main()

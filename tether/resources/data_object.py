@@ -153,7 +153,9 @@ class DataObjectKind(ResourceKind):
             doc["md5sum"] = doc["md5sum"].lower()
         if "sha256" in doc:
             doc["sha256"] = doc["sha256"].lower()
-        return NewResource(doc=doc)
+        # One data-object per stored object: a second would overwrite or delete the first.
+        where = f"{service.doc['id']}\n{bucket}\n{key}".encode()
+        return NewResource(doc=doc, unique_key="object:" + hashlib.sha256(where).hexdigest())
 
     def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
         changed = [k for k in _DECLARED if old.get(k) != new.get(k)]

@@ -51,6 +51,8 @@ class InfrastructureServiceKind(ResourceKind):
                 "region": {"type": "string", "maxLength": 64},
                 "addressing-style": {"enum": ["path", "virtual"]},
                 "capabilities": {"type": "object"},
+                "connect-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                "read-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
             },
             required=["endpoint"],
             view=(acl_mod.ADMIN,),

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from tether.core import Tether, build
+from tether.jobs.worker import start_in_background
 from tether.resources.local_objects import LocalObjects
 from tether.server import handlers, local_store, openapi
 from tether.server.errors import HANDLERS
@@ -49,7 +50,12 @@ def create_app(tether: Tether) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        worker = start_in_background(tether) if tether.settings.embedded_worker else None
         yield
+        if worker is not None:
+            thread, stop = worker
+            stop.set()
+            thread.join(timeout=30)
         tether.close()
 
     app = Starlette(

@@ -115,7 +115,7 @@ async def resource(request: Request) -> Response:
         return json_response(doc)
     params = dict(request.query_params)
     result = await run_in_threadpool(service.delete, identity, rid, params, uri)
-    outcome = Outcome(200, result)
+    outcome = Outcome(int(result.get("status", 200)), result)
     if rid == identity.session_id:
         outcome.session_cookie = ""
     return outcome_response(request, outcome)

@@ -1,0 +1,200 @@
+"""Data-objects when the store fails, deletion options, jobs, public objects, events."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+import pytest
+
+from tests.servers import BLACKHOLE, DROP, PASS, REFUSE, FaultProxy
+from tether.drivers import make_driver
+from tether.jobs.worker import Worker
+from tether.resources.bootstrap import LOCAL_CREDENTIAL_ID
+
+
+@pytest.fixture
+def proxied(admin, seaweed):
+    """An s3 service reached through a fault-injecting proxy, and its credential."""
+    with FaultProxy(seaweed.endpoint) as proxy:
+        sid = admin.add(
+            "infrastructure-service",
+            {
+                "template": {
+                    "href": "infrastructure-service-template/s3",
+                    "endpoint": proxy.endpoint,
+                    "region": seaweed.region,
+                }
+            },
+        )["resource-id"]
+        cid = admin.add(
+            "credential",
+            {
+                "template": {
+                    "href": "credential-template/s3",
+                    "parent": sid,
+                    "access-key": seaweed.access_key,
+                    "secret-key": seaweed.secret_key,
+                }
+            },
+        )["resource-id"]
+        yield proxy, cid
+
+
+def _new(api, cid, bucket="faults-bucket", **extra):
+    return api.http.post(
+        "/api/data-object",
+        json={
+            "template": {
+                "href": "data-object-template/generic",
+                "credential": cid,
+                "bucket": bucket,
+                **extra,
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("mode,status", [(REFUSE, 503), (DROP, 502)])
+def test_store_down_at_create_creates_nothing(admin, proxied, mode, status):
+    proxy, cid = proxied
+    proxy.set_mode(mode)
+    r = _new(admin, cid)
+    assert r.status_code == status and r.json()["status"] == status
+    assert admin.search("data-object", last=0)["count"] == 0
+    proxy.set_mode(PASS)
+    assert _new(admin, cid).status_code == 201
+
+
+def _uploaded(api, cid, data=b"some bytes", bucket="faults-bucket"):
+    rid = _new(api, cid, bucket=bucket).json()["resource-id"]
+    signed = api.http.post(f"/api/{rid}/upload", json={}).json()
+    assert httpx.put(signed["uri"], content=data, headers=signed["headers"]).status_code == 200
+    assert api.http.post(f"/api/{rid}/ready", json={}).status_code == 200
+    return rid
+
+
+def test_delete_while_store_refuses_is_finished_by_a_job(admin, proxied, tether, seaweed):
+    proxy, cid = proxied
+    rid = _uploaded(admin, cid, bucket="retry-bucket")
+    proxy.set_mode(REFUSE)
+    r = admin.http.delete(f"/api/{rid}")
+    assert r.status_code == 202 and "DELETING" in r.json()["message"]
+    assert admin.get(rid)["state"] == "DELETING"
+    jobs = admin.search("job", filter=f"target-resource/href='{rid}'")["resources"]
+    assert len(jobs) == 1 and jobs[0]["state"] == "QUEUED"
+    worker = Worker(tether)
+    assert worker.run_once()["state"] == "QUEUED"  # still down: retried later
+    assert admin.get(rid)["state"] == "DELETING"
+    proxy.set_mode(PASS)
+    time.sleep(5.2)  # the first back-off
+    assert worker.run_once()["state"] == "SUCCESS"
+    admin.get(rid, status=404)
+    driver = make_driver("s3", seaweed.service(), seaweed.secrets())
+    assert driver.head("retry-bucket", rid.split("/")[1]) is None
+
+
+def test_blackholed_store_times_out_504(admin, seaweed):
+    with FaultProxy(seaweed.endpoint) as proxy:
+        sid = admin.add(
+            "infrastructure-service",
+            {
+                "template": {
+                    "href": "infrastructure-service-template/s3",
+                    "endpoint": proxy.endpoint,
+                    "region": seaweed.region,
+                    "connect-timeout": 1,
+                    "read-timeout": 1,
+                }
+            },
+        )["resource-id"]
+        cid = admin.add(
+            "credential",
+            {
+                "template": {
+                    "href": "credential-template/s3",
+                    "parent": sid,
+                    "access-key": seaweed.access_key,
+                    "secret-key": seaweed.secret_key,
+                }
+            },
+        )["resource-id"]
+        proxy.set_mode(BLACKHOLE)
+        r = _new(admin, cid, bucket="blackhole-bucket")
+        assert r.status_code == 504, r.text
+        assert admin.search("data-object", last=0)["count"] == 0
+
+
+def test_keep_options_and_bucket_cleanup(admin, seaweed, proxied):
+    _, cid = proxied
+    driver = make_driver("s3", seaweed.service(), seaweed.secrets())
+    rid = _uploaded(admin, cid, bucket="keep-bucket")
+    assert admin.get(rid)["bucket-created"] is True
+    r = admin.http.delete(f"/api/{rid}", params={"keep-s3-object": "true"})
+    assert r.status_code == 200
+    assert driver.head("keep-bucket", rid.split("/")[1]) is not None
+    # a bucket Tether made goes with its last object
+    rid2 = _uploaded(admin, cid, bucket="gone-bucket")
+    assert driver.bucket_exists("gone-bucket")
+    admin.delete(rid2)
+    assert not driver.bucket_exists("gone-bucket")
+
+
+def test_one_resource_per_stored_object(make_user):
+    api, _ = make_user("uniq")
+    body = {
+        "template": {
+            "href": "data-object-template/generic",
+            "credential": LOCAL_CREDENTIAL_ID,
+            "object": "same-name",
+        }
+    }
+    api.add("data-object", body)
+    api.add("data-object", body, status=409)
+
+
+def test_abandoned_uploads_are_cleaned(make_user, tether):
+    api, _ = make_user("abby")
+    rid = api.add(
+        "data-object",
+        {"template": {"href": "data-object-template/generic", "credential": LOCAL_CREDENTIAL_ID}},
+    )["resource-id"]
+    api.http.post(f"/api/{rid}/upload", json={})
+    worker = Worker(tether)
+    assert worker.sweep() == 0  # not old enough
+    worker.settings = dataclasses.replace(tether.settings, abandoned_after=0)
+    time.sleep(0.01)
+    assert worker.sweep() == 1
+    assert worker.run_due() == 1
+    api.get(rid, status=404)
+
+
+def test_public_objects_and_state_events(admin, make_user, anon):
+    api, _ = make_user("pub")
+    rid = api.add(
+        "data-object",
+        {
+            "template": {
+                "href": "data-object-template/public",
+                "credential": LOCAL_CREDENTIAL_ID,
+                "content-type": "text/plain",
+            }
+        },
+    )["resource-id"]
+    signed = api.http.post(f"/api/{rid}/upload", json={}).json()
+    assert (
+        anon.http.put(signed["uri"], content=b"public!", headers=signed["headers"]).status_code
+        == 200
+    )
+    api.http.post(f"/api/{rid}/ready", json={})
+    url = api.get(rid)["url"]
+    got = anon.http.get(url)
+    assert got.status_code == 200 and got.content == b"public!"
+    states = admin.search(
+        "event", filter=f"category='state' and content/resource/href='{rid}'", orderby="created"
+    )["resources"]
+    assert [e["content"]["state"] for e in states] == ["UPLOADING", "READY"]
+    urls = admin.search("event", filter=f"category='url' and content/resource/href='{rid}'")
+    assert urls["count"] == 1 and "signature" not in str(urls).lower()
+    assert signed["uri"].split("?")[1] not in str(urls)

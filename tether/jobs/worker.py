@@ -1,0 +1,160 @@
+"""The job worker: finishes deletions the store refused and cleans abandoned uploads.
+
+Runs inside each server process in the embedded default, or as ``tether worker``
+processes at scale. Jobs are claimed one at a time in a short transaction (``SKIP
+LOCKED`` on PostgreSQL), run outside it, and their outcome is written back; a failed job
+is retried with exponential back-off until ``job_max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tether.auth.identity import Identity
+from tether.core import Tether
+from tether.db import jobs as job_queries
+from tether.db import store
+from tether.db.engine import transaction
+from tether.errors import NotFound, TetherError
+from tether.resources import event as event_mod
+from tether.resources import job as job_mod
+from tether.resources.base import Doc, now_iso
+from tether.resources.data_object import DELETING, NEW, UPLOADING, remove_stored
+
+log = logging.getLogger("tether.worker")
+SYSTEM = Identity(claims=frozenset({"group/tether-admin"}), user_id=None, username="worker")
+
+Handler = Callable[[Tether, Doc], str]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def delete_object(tether: Tether, job: Doc) -> str:
+    """Deletes a DELETING data-object's stored object, then the resource."""
+    target = job["target-resource"]["href"]
+    with transaction(tether.engine, write=True) as conn:
+        row = store.get(conn, target, for_update=True)
+        if row is None:
+            return f"{target} was already gone"
+        doc = row.doc
+        credential = store.get(conn, doc["credential"])
+        service = store.get(conn, doc["infrastructure-service"])
+        if credential is None or service is None:
+            raise NotFound(f"the credential or service of {target} is gone")
+        driver = tether.resources.storage.driver(conn, service.doc, credential.doc)
+        remove_stored(driver, doc, job.get("payload") or {})
+        store.delete(conn, target)
+        store.insert(conn, event_mod.build("delete", target, SYSTEM, {"job": job["id"]}))
+    return f"{target} deleted"
+
+
+HANDLERS: dict[str, Handler] = {"delete-object": delete_object}
+
+
+class Worker:
+    """Claims and runs due jobs; sweeps abandoned data-objects into jobs."""
+
+    def __init__(self, tether: Tether) -> None:
+        self.tether = tether
+        self.settings = tether.settings
+
+    def sweep(self) -> int:
+        """Queues a cleanup of every NEW/UPLOADING data-object older than the limit."""
+        cutoff = _iso(datetime.now(UTC) - timedelta(seconds=self.settings.abandoned_after))
+        queued = 0
+        with transaction(self.tether.engine, write=True) as conn:
+            for row in job_queries.in_states(conn, "data-object", [NEW, UPLOADING], cutoff):
+                doc = {**row.doc, "state": DELETING, "updated": now_iso()}
+                store.update(conn, doc, row.version, acl_changed=False)
+                store.insert(
+                    conn, job_mod.build("delete-object", doc["id"], SYSTEM, reason="abandoned")
+                )
+                queued += 1
+        return queued
+
+    def _claim(self) -> Doc | None:
+        now = now_iso()
+        with transaction(self.tether.engine, write=True) as conn:
+            for row in job_queries.queued(conn):
+                if row.doc.get("next-attempt", "") > now:
+                    continue
+                job = {
+                    **row.doc,
+                    "state": "RUNNING",
+                    "attempts": int(row.doc.get("attempts", 0)) + 1,
+                    "updated": now,
+                }
+                store.update(conn, job, row.version, acl_changed=False)
+                return job
+        return None
+
+    def _finish(self, job: Doc, changes: dict[str, Any]) -> None:
+        with transaction(self.tether.engine, write=True) as conn:
+            row = store.get(conn, job["id"])
+            if row is None:
+                return
+            store.update(
+                conn, {**row.doc, **changes, "updated": now_iso()}, row.version, acl_changed=False
+            )
+
+    def run_once(self) -> Doc | None:
+        """Runs one due job, if any; returns it as finished."""
+        job = self._claim()
+        if job is None:
+            return None
+        handler = HANDLERS.get(job["action"])
+        try:
+            if handler is None:
+                raise NotFound(f"no handler for job action '{job['action']}'")
+            message = handler(self.tether, job)
+        except TetherError as exc:
+            attempts = job["attempts"]
+            changes: dict[str, Any]
+            if attempts >= self.settings.job_max_attempts:
+                changes = {"state": "FAILED", "status-message": exc.message}
+            else:
+                delay = min(3600, 5 * 2 ** (attempts - 1))
+                changes = {
+                    "state": "QUEUED",
+                    "status-message": f"attempt {attempts} failed: {exc.message}",
+                    "next-attempt": _iso(datetime.now(UTC) + timedelta(seconds=delay)),
+                }
+            log.warning("job %s: %s", job["id"], changes["status-message"])
+        else:
+            changes = {"state": "SUCCESS", "progress": 100, "status-message": message}
+        self._finish(job, changes)
+        return {**job, **changes}
+
+    def run_due(self) -> int:
+        """Runs every due job; returns how many ran."""
+        count = 0
+        while self.run_once() is not None:
+            count += 1
+        return count
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sweep()
+                self.run_due()
+            except TetherError as exc:
+                log.warning("worker: %s", exc.message)
+            except Exception:
+                log.exception("worker: unexpected error")
+            stop.wait(self.settings.worker_interval)
+
+
+def start_in_background(tether: Tether) -> tuple[threading.Thread, threading.Event]:
+    """The embedded worker of a server process."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=Worker(tether).run_forever, args=(stop,), name="tether-worker", daemon=True
+    )
+    thread.start()
+    return thread, stop
