@@ -247,3 +247,26 @@ def test_bad_input(make_user, admin, objstore):
     # others cannot upload, download or see it
     assert other.http.post(f"/api/{rid}/upload", json={}).status_code == 404
     assert api.search("data-object", last=0)["count"] == 1
+
+
+def test_upload_url_cannot_overwrite(make_user, objstore):
+    api, _ = make_user("wormy")
+    rid = create(api, objstore, **{"content-type": "text/plain"})["resource-id"]
+    signed = op(api, rid, "upload")
+    assert objstore.send(signed, b"first").status_code == 200
+    second = objstore.send(signed, b"second")
+    assert second.status_code in (403, 409, 412), second.text
+    op(api, rid, "ready")
+    url = api.http.post(f"/api/{rid}/download", follow_redirects=False).json()["uri"]
+    assert objstore.send({"uri": url}).content == b"first"
+
+
+def test_bare_upload_needs_only_content_type(make_user, objstore):
+    """Nuvla's client calls operations without a body and sends only Content-Type."""
+    api, _ = make_user("bare")
+    rid = create(api, objstore, **{"content-type": "text/csv", "bytes": 3})["resource-id"]
+    r = api.http.post(f"/api/{rid}/upload")
+    assert r.status_code == 200
+    signed = r.json()
+    assert objstore.send(signed, b"a,b", headers={"content-type": "text/csv"}).status_code == 200
+    assert op(api, rid, "ready")["bytes"] == 3

@@ -115,6 +115,8 @@ class Context:
     events: list[Doc] = field(default_factory=list)
     # Audit events written even when the request is refused (a failed login).
     failure_events: list[Doc] = field(default_factory=list)
+    # An operation called with no body at all (as Nuvla's client calls them).
+    bare_request: bool = False
 
 
 @dataclass

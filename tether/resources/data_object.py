@@ -59,6 +59,7 @@ _UPLOAD = compile_schema(
     {
         **_TTL,
         "multipart": {"type": "boolean"},
+        "conditional": {"type": "boolean"},
         "part-size": {"type": "integer", "minimum": 1},
         "part-numbers": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000},
     }
@@ -198,7 +199,12 @@ class DataObjectKind(ResourceKind):
     ) -> Outcome:
         validate(_UPLOAD, body, "upload request")
         expires_in = _expires_in(ctx, body, driver)
-        conditional = driver.capabilities.conditional_write
+        caps = driver.capabilities
+        # A bare call (Nuvla's client, which sends only Content-Type) gets a URL needing
+        # no other header; otherwise every protection the store enforces is signed in,
+        # and the conditional write can be declined explicitly.
+        full = not ctx.bare_request
+        conditional = caps.conditional_write and full and body.get("conditional", True)
         bucket, key = doc["bucket"], doc["object"]
         if not body.get("multipart"):
             if doc.get("upload-id"):
@@ -209,8 +215,8 @@ class DataObjectKind(ResourceKind):
                 expires_in,
                 content_type=doc.get("content-type"),
                 content_length=doc.get("bytes"),
-                md5=doc.get("md5sum") if driver.capabilities.checksum_headers else None,
-                sha256=doc.get("sha256") if driver.capabilities.sha256_checksum else None,
+                md5=doc.get("md5sum") if caps.checksum_headers and full else None,
+                sha256=doc.get("sha256") if caps.sha256_checksum and full else None,
                 if_none_match=conditional,
             )
             self._save(ctx, doc, version, {"state": UPLOADING})
@@ -222,7 +228,6 @@ class DataObjectKind(ResourceKind):
         if upload_id is None:
             if not isinstance(part_size, int):
                 raise BadRequest("a multipart upload needs 'part-size' (bytes)")
-            caps = driver.capabilities
             if part_size < caps.multipart_min_part:
                 raise BadRequest(
                     f"part-size must be at least {caps.multipart_min_part} bytes on this store"

@@ -460,11 +460,13 @@ class ResourceService:
         kind = self._kind_of(resource_id)
         if operation not in kind.operation_rights:
             raise NotFound(f"{kind.name} has no operation '{operation}'", resource_id)
-        if body is None:
+        bare = body is None
+        if bare:
             body = {}
         if not isinstance(body, dict):
             raise BadRequest(f"the body of operation '{operation}' must be a JSON object")
         with self._context(identity, base_uri, write=True) as ctx:
+            ctx.bare_request = bare
             row = self._load(ctx, resource_id, for_update=True)
             needed = kind.operation_rights[operation]
             if not acl_mod.can(row.doc.get("acl", {}), identity.claims, needed):

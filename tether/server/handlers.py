@@ -125,7 +125,7 @@ async def operation(request: Request) -> Response:
     tether = _tether(request)
     rid = f"{request.path_params['type']}/{request.path_params['uuid']}"
     identity = await identify(request)
-    body, _ = await read_json(request, tether.settings.max_body_bytes, empty={})
+    body, _ = await read_json(request, tether.settings.max_body_bytes, empty=None)
     outcome: Outcome = await run_in_threadpool(
         tether.resources.operation,
         identity,
