@@ -67,15 +67,23 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def rate(url: str, cookies: httpx.Cookies, path: str, seconds: float, clients: int) -> float:
+def rate(
+    url: str,
+    cookies: httpx.Cookies,
+    path: str,
+    seconds: float,
+    clients: int,
+    method: str = "GET",
+) -> float:
     counts = [0] * clients
     stop = time.monotonic() + seconds
 
     def worker(i: int) -> None:
         with httpx.Client(base_url=url, cookies=cookies) as c:
             while time.monotonic() < stop:
-                r = c.get(path)
-                r.raise_for_status()
+                r = c.request(method, path)
+                if r.status_code >= 400:
+                    r.raise_for_status()
                 counts[i] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]

@@ -36,6 +36,26 @@ def _principal_rows(resource_id: str, doc: dict[str, Any]) -> list[dict[str, str
     ]
 
 
+# Statements built once: on the hot paths, building a statement costs more than SQLite
+# takes to run it.
+_INSERT = resources.insert()
+_INSERT_PRINCIPALS = resource_principals.insert()
+_INSERT_SECRET = resource_secrets.insert()
+
+
+def _row(doc: dict[str, Any], unique_key: str | None) -> dict[str, Any]:
+    return {
+        "id": doc["id"],
+        "collection": doc["resource-type"],
+        "doc": doc,
+        "state": doc.get("state"),
+        "created": doc["created"],
+        "updated": doc["updated"],
+        "version": 1,
+        "unique_key": unique_key,
+    }
+
+
 def insert(
     conn: Connection,
     doc: dict[str, Any],
@@ -46,33 +66,42 @@ def insert(
     """Stores a new resource; a duplicate id or unique key is a 409."""
     rid = doc["id"]
     try:
+        # A savepoint keeps the transaction usable after a refused insert on PostgreSQL.
         with conn.begin_nested():
-            conn.execute(
-                resources.insert().values(
-                    id=rid,
-                    collection=doc["resource-type"],
-                    doc=doc,
-                    state=doc.get("state"),
-                    created=doc["created"],
-                    updated=doc["updated"],
-                    version=1,
-                    unique_key=unique_key,
-                )
-            )
+            conn.execute(_INSERT, _row(doc, unique_key))
     except IntegrityError as exc:
         raise Conflict(f"conflict with existing resource {rid}", rid) from exc
+    _insert_children(conn, rid, doc, secret)
+
+
+def append(conn: Connection, doc: dict[str, Any]) -> None:
+    """Stores a server-made resource with a fresh random id (events, jobs): no savepoint."""
+    conn.execute(_INSERT, _row(doc, None))
+    _insert_children(conn, doc["id"], doc, None)
+
+
+def _insert_children(
+    conn: Connection, rid: str, doc: dict[str, Any], secret: dict[str, Any] | None
+) -> None:
     rows = _principal_rows(rid, doc)
     if rows:
-        conn.execute(resource_principals.insert(), rows)
+        conn.execute(_INSERT_PRINCIPALS, rows)
     if secret is not None:
-        conn.execute(resource_secrets.insert().values(resource_id=rid, value=secret))
+        conn.execute(_INSERT_SECRET, {"resource_id": rid, "value": secret})
+
+
+_GET = sa.select(resources.c.doc, resources.c.version).where(resources.c.id == sa.bindparam("rid"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_GET_WITH_SECRET = (
+    sa.select(resources.c.doc, resources.c.version, resource_secrets.c.value)
+    .select_from(resources.join(resource_secrets))
+    .where(resources.c.id == sa.bindparam("rid"))
+)
 
 
 def get(conn: Connection, resource_id: str, *, for_update: bool = False) -> Row | None:
-    query = sa.select(resources.c.doc, resources.c.version).where(resources.c.id == resource_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    found = conn.execute(query).first()
+    query = _GET_FOR_UPDATE if for_update and conn.dialect.name == "postgresql" else _GET
+    found = conn.execute(query, {"rid": resource_id}).first()
     return Row(found.doc, found.version) if found else None
 
 
@@ -92,12 +121,7 @@ def get_secret(conn: Connection, resource_id: str) -> dict[str, Any] | None:
 
 def get_with_secret(conn: Connection, resource_id: str) -> tuple[Row, dict[str, Any]] | None:
     """A resource and its secret in one query (the hot path of every authenticated call)."""
-    query = (
-        sa.select(resources.c.doc, resources.c.version, resource_secrets.c.value)
-        .select_from(resources.join(resource_secrets))
-        .where(resources.c.id == resource_id)
-    )
-    found = conn.execute(query).first()
+    found = conn.execute(_GET_WITH_SECRET, {"rid": resource_id}).first()
     if found is None:
         return None
     return Row(found.doc, found.version), dict(found.value)

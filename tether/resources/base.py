@@ -182,6 +182,8 @@ class ResourceKind:
     admin_sees_all: bool = True
     # Operations besides edit/delete, with the right each needs.
     operation_rights: dict[str, str] = {}
+    # Operations that change no resource (their audit events are written separately).
+    read_only_operations: frozenset[str] = frozenset()
     audited: bool = True
 
     def __init__(self) -> None:

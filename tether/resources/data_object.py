@@ -109,6 +109,7 @@ class DataObjectKind(ResourceKind):
         }
     )
     immutable_fields = frozenset({"credential", "bucket", "object"})
+    read_only_operations = frozenset({"download"})
     operation_rights = {
         "upload": acl_mod.EDIT_DATA,
         "abort-upload": acl_mod.EDIT_DATA,

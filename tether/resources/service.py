@@ -86,14 +86,21 @@ class ResourceService:
                 ctx = Context(identity, conn, self.settings, self.registry, self.storage, base_uri)
                 ctx.failure_events = failure_events
                 yield ctx
-                for ev in ctx.events:
-                    store.insert(conn, ev)
+                if write:
+                    for ev in ctx.events:
+                        store.append(conn, ev)
+            if not write and ctx.events:
+                # A read (a download) still leaves an audit trail, in a short write of its
+                # own, so the read never holds the write lock.
+                with transaction(self.engine, write=True) as conn:
+                    for ev in ctx.events:
+                        store.append(conn, ev)
         except TetherError:
             # Some events must outlive the refused request (a failed login).
             if failure_events:
                 with transaction(self.engine, write=True) as conn:
                     for ev in failure_events:
-                        store.insert(conn, ev)
+                        store.append(conn, ev)
             raise
 
     def _load(self, ctx: Context, resource_id: str, for_update: bool = False) -> store.Row:
@@ -465,9 +472,10 @@ class ResourceService:
             body = {}
         if not isinstance(body, dict):
             raise BadRequest(f"the body of operation '{operation}' must be a JSON object")
-        with self._context(identity, base_uri, write=True) as ctx:
+        writes = operation not in kind.read_only_operations
+        with self._context(identity, base_uri, write=writes) as ctx:
             ctx.bare_request = bare
-            row = self._load(ctx, resource_id, for_update=True)
+            row = self._load(ctx, resource_id, for_update=writes)
             needed = kind.operation_rights[operation]
             if not acl_mod.can(row.doc.get("acl", {}), identity.claims, needed):
                 raise Forbidden(f"{needed} right needed for '{operation}' on {resource_id}")
