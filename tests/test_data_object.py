@@ -244,9 +244,27 @@ def test_bad_input(make_user, admin, objstore):
         r = api.http.post(f"/api/{rid}/upload", json=ttl)
         assert r.status_code == 400, (ttl, r.text)
     assert api.get(rid)["state"] == "NEW"
+    create(api, objstore, status=400, object="")
     # others cannot upload, download or see it
     assert other.http.post(f"/api/{rid}/upload", json={}).status_code == 404
     assert api.search("data-object", last=0)["count"] == 1
+
+
+def test_download_needs_view_data(make_user, objstore):
+    api, uid = make_user("owner2")
+    reader, reader_id = make_user("reader2")
+    rid = create(api, objstore)["resource-id"]
+    assert objstore.send(op(api, rid, "upload"), b"data").status_code == 200
+    op(api, rid, "ready")
+    api.edit(rid, {"acl": {"owners": [uid], "view-meta": [reader_id]}})
+    assert "download" not in [o["rel"] for o in reader.get(rid)["operations"]]
+    r = reader.http.post(f"/api/{rid}/download", json={}, follow_redirects=False)
+    assert r.status_code == 403
+    assert reader.http.post(f"/api/{rid}/ready", json={}).status_code == 403
+    api.edit(rid, {"acl": {"owners": [uid], "view-data": [reader_id]}})
+    r = reader.http.post(f"/api/{rid}/download", json={}, follow_redirects=False)
+    assert r.status_code == 303
+    assert reader.http.delete(f"/api/{rid}").status_code == 403
 
 
 def test_upload_url_cannot_overwrite(make_user, objstore):

@@ -44,7 +44,7 @@ NEW, UPLOADING, READY, DELETING = "NEW", "UPLOADING", "READY", "DELETING"
 _FIELDS: dict[str, Any] = {
     "credential": {"type": "string", "pattern": r"^credential/[A-Za-z0-9\-]{1,64}$"},
     "bucket": {"type": "string", "minLength": 1, "maxLength": 255},
-    "object": {"type": "string", "maxLength": 1024},
+    "object": {"type": "string", "minLength": 1, "maxLength": 1024},
     "content-type": {"type": "string", "minLength": 1, "maxLength": 255},
     "bytes": {"type": "integer", "minimum": 0},
     "md5sum": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
