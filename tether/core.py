@@ -14,9 +14,11 @@ from tether.resources import session as session_mod
 from tether.resources.bootstrap import bootstrap
 from tether.resources.credential import CredentialKind
 from tether.resources.data_object import DataObjectKind
+from tether.resources.data_record import DataRecordKind
 from tether.resources.event import EventKind
 from tether.resources.infrastructure import InfrastructureServiceKind
 from tether.resources.job import JobKind
+from tether.resources.metadata import DataRecordKeyKind, DataRecordKeyPrefixKind
 from tether.resources.module import ModuleKind
 from tether.resources.registry import Registry
 from tether.resources.service import ResourceService
@@ -37,6 +39,9 @@ def default_registry() -> Registry:
             ModuleKind(),
             InfrastructureServiceKind(),
             DataObjectKind(),
+            DataRecordKeyPrefixKind(),
+            DataRecordKeyKind(),
+            DataRecordKind(),
             JobKind(),
         ]
     )

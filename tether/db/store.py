@@ -80,6 +80,34 @@ def append(conn: Connection, doc: dict[str, Any]) -> None:
     _insert_children(conn, doc["id"], doc, None)
 
 
+def insert_many(conn: Connection, docs: list[dict[str, Any]]) -> set[str]:
+    """Stores new resources in bulk; returns the ids stored.
+
+    Ids that exist already, or repeat within ``docs``, are skipped (the caller reports a
+    409 for them). Rows go in with one multi-row statement per table.
+    """
+    wanted: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        wanted.setdefault(doc["id"], doc)
+    if not wanted:
+        return set()
+    taken: set[str] = set()
+    ids = list(wanted)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        taken.update(
+            conn.execute(sa.select(resources.c.id).where(resources.c.id.in_(chunk))).scalars()
+        )
+    fresh = [doc for rid, doc in wanted.items() if rid not in taken]
+    if not fresh:
+        return set()
+    conn.execute(_INSERT, [_row(doc, None) for doc in fresh])
+    principals = [p for doc in fresh for p in _principal_rows(doc["id"], doc)]
+    if principals:
+        conn.execute(_INSERT_PRINCIPALS, principals)
+    return {doc["id"] for doc in fresh}
+
+
 def _insert_children(
     conn: Connection, rid: str, doc: dict[str, Any], secret: dict[str, Any] | None
 ) -> None:

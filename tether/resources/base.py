@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
-from tether.errors import BadRequest, Forbidden
+from tether.errors import BadRequest, Forbidden, Unauthorized
 
 if TYPE_CHECKING:
     from tether.resources.registry import Registry
@@ -117,6 +117,8 @@ class Context:
     failure_events: list[Doc] = field(default_factory=list)
     # An operation called with no body at all (as Nuvla's client calls them).
     bare_request: bool = False
+    # What a kind loads once per request and reuses for every item of a batch.
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,6 +184,8 @@ class ResourceKind:
     admin_sees_all: bool = True
     # Operations besides edit/delete, with the right each needs.
     operation_rights: dict[str, str] = {}
+    # Whether many resources may be added in one request (bulk ingest).
+    bulk_add: bool = False
     # Operations that change no resource (their audit events are written separately).
     read_only_operations: frozenset[str] = frozenset()
     audited: bool = True
@@ -218,10 +222,13 @@ class ResourceKind:
 
     def check_add(self, ctx: Context) -> None:
         """Raises unless the caller may add to this collection."""
-        if not ctx.identity.claims.intersection(self.collection_acl.get("add", ())) and not (
-            ctx.identity.is_admin
+        if ctx.identity.is_admin or ctx.identity.claims.intersection(
+            self.collection_acl.get("add", ())
         ):
-            raise Forbidden(f"not allowed to add to {self.name}")
+            return
+        if not ctx.identity.is_authenticated:
+            raise Unauthorized(f"login required to add to {self.name}")
+        raise Forbidden(f"not allowed to add to {self.name}")
 
     def new_id(self, ctx: Context, body: Doc) -> str:
         return new_id(self.name)

@@ -13,7 +13,7 @@ from typing import Any
 from tether.auth import acl as acl_mod
 from tether.auth.identity import hash_token, new_token
 from tether.db import store
-from tether.errors import BadRequest, Unauthorized
+from tether.errors import BadRequest
 from tether.resources.base import Context, Doc, NewResource, ResourceKind, Template, iso_in
 
 _PARENT = {"type": "string", "pattern": r"^infrastructure-service/[A-Za-z0-9\-]{1,64}$"}
@@ -58,11 +58,6 @@ class CredentialKind(ResourceKind):
         "add": [acl_mod.USER],
         "bulk-delete": [acl_mod.USER],
     }
-
-    def check_add(self, ctx: Context) -> None:
-        super().check_add(ctx)
-        if not ctx.identity.is_authenticated:
-            raise Unauthorized("login required to create a credential")
 
     def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
         if subtype == "api-key":

@@ -37,6 +37,7 @@ from tether.resources.base import (
     SERVER_FIELDS,
     Context,
     Doc,
+    NewResource,
     Outcome,
     ResourceKind,
     now_iso,
@@ -166,37 +167,87 @@ class ResourceService:
     # -- add ------------------------------------------------------------------------------
 
     def add(self, identity: Identity, resource_type: str, body: Any, base_uri: str) -> Outcome:
-        kind = self.registry.kind(resource_type)
-        if isinstance(kind, TemplateKind):
-            raise MethodNotAllowed(f"templates of {kind.parent.name} are built in")
+        kind = self._addable(resource_type)
         if not isinstance(body, dict):
             raise BadRequest(f"the body of an add to {resource_type} must be a JSON object")
         with self._context(identity, base_uri, write=True) as ctx:
             kind.check_add(ctx)
-            fields, subtype = self._creation_fields(kind, body)
-            rid = kind.new_id(ctx, fields)
-            acl = acl_mod.normalize(
-                fields.pop("acl") if "acl" in fields else kind.default_acl(ctx, fields, rid)
-            )
-            new = kind.build(ctx, fields, subtype, rid)
-            doc = new.doc
-            stamp = now_iso()
-            doc["id"] = rid
-            doc.update(
-                {
-                    "resource-type": kind.name,
-                    "created": stamp,
-                    "updated": stamp,
-                    "created-by": identity.principal,
-                    "updated-by": identity.principal,
-                }
-            )
-            doc.setdefault("acl", acl)
-            store.insert(ctx.conn, doc, unique_key=new.unique_key, secret=new.secret)
+            new = self._new_resource(ctx, kind, body)
+            rid = new.doc["id"]
+            store.insert(ctx.conn, new.doc, unique_key=new.unique_key, secret=new.secret)
             if kind.audited:
                 ctx.events.append(event_mod.build("create", rid, identity))
         response = {"status": 201, "message": f"{rid} created", "resource-id": rid, **new.response}
         return Outcome(201, response, {"Location": rid}, session_cookie=new.session_cookie)
+
+    def add_batch(
+        self, identity: Identity, resource_type: str, items: list[Any], base_uri: str
+    ) -> list[Doc]:
+        """Adds many resources in one transaction; one result per item, in order.
+
+        Each item is validated on its own: a bad item gets its error and is not stored,
+        the good ones are stored once (a client-given id that exists is a 409).
+        """
+        kind = self._addable(resource_type)
+        if not kind.bulk_add:
+            raise MethodNotAllowed(f"{resource_type} resources are added one at a time")
+        results: list[Doc] = []
+        with self._context(identity, base_uri, write=True) as ctx:
+            kind.check_add(ctx)
+            fresh: list[NewResource] = []
+            slots: list[int] = []
+            for item in items:
+                try:
+                    if not isinstance(item, dict):
+                        raise BadRequest("each item must be a JSON object")
+                    fresh.append(self._new_resource(ctx, kind, item))
+                    slots.append(len(results))
+                    results.append({})
+                except TetherError as exc:
+                    results.append(exc.envelope())
+            stored = store.insert_many(ctx.conn, [n.doc for n in fresh])
+            reported: set[str] = set()
+            for new, slot in zip(fresh, slots, strict=True):
+                rid = new.doc["id"]
+                if rid in stored and rid not in reported:
+                    reported.add(rid)
+                    results[slot] = {"status": 201, "resource-id": rid}
+                else:
+                    results[slot] = Conflict(f"{rid} already exists", rid).envelope()
+            if kind.audited and stored:
+                ctx.events.append(
+                    event_mod.build("create", None, identity, {"resources": sorted(stored)})
+                )
+        return results
+
+    def _addable(self, resource_type: str) -> ResourceKind:
+        kind = self.registry.kind(resource_type)
+        if isinstance(kind, TemplateKind):
+            raise MethodNotAllowed(f"templates of {kind.parent.name} are built in")
+        return kind
+
+    def _new_resource(self, ctx: Context, kind: ResourceKind, body: Doc) -> NewResource:
+        """The complete new document (common fields, ACL) built from a request body."""
+        fields, subtype = self._creation_fields(kind, body)
+        rid = kind.new_id(ctx, fields)
+        acl = acl_mod.normalize(
+            fields.pop("acl") if "acl" in fields else kind.default_acl(ctx, fields, rid)
+        )
+        new = kind.build(ctx, fields, subtype, rid)
+        stamp = now_iso()
+        principal = ctx.identity.principal
+        new.doc.update(
+            {
+                "id": rid,
+                "resource-type": kind.name,
+                "created": stamp,
+                "updated": stamp,
+                "created-by": principal,
+                "updated-by": principal,
+            }
+        )
+        new.doc.setdefault("acl", acl)
+        return new
 
     def _creation_fields(self, kind: ResourceKind, body: Doc) -> tuple[Doc, str | None]:
         if not kind.templated:

@@ -11,10 +11,12 @@ from tether.core import Tether
 from tether.errors import BadRequest
 from tether.resources.base import Outcome
 from tether.resources.session import COOKIE_NAME
+from tether.server import ingest
 from tether.server.http import (
     JSON,
     JSON_PATCH,
     json_response,
+    media_type,
     outcome_response,
     read_form,
     read_json,
@@ -77,9 +79,13 @@ async def collection(request: Request) -> Response:
             )
         )
     if request.method == "POST":
+        if media_type(request) == ingest.NDJSON:
+            return await ingest.add_stream(request, service, identity, resource_type, uri, limit)
         body, _ = await read_json(request, limit)
         if body is None:
             raise BadRequest("an add needs a JSON body")
+        if isinstance(body, list):
+            return await ingest.add_array(service, identity, resource_type, body, uri)
         outcome: Outcome = await run_in_threadpool(service.add, identity, resource_type, body, uri)
         return outcome_response(request, outcome)
     # DELETE: only as a bulk delete, which must be asked for explicitly.

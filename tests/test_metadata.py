@@ -1,0 +1,154 @@
+"""Metadata: prefixes, keys, data-records (typed fields, namespaces, links), bulk ingest."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tether.resources.bootstrap import LOCAL_CREDENTIAL_ID
+
+
+@pytest.fixture
+def vocab(admin):
+    admin.add("data-record-key-prefix", {"prefix": "gnss", "uri": "https://gnss.example/ns"})
+    admin.add(
+        "data-record-key",
+        {
+            "prefix": "gnss",
+            "key": "accuracy",
+            "subtype": "number",
+            "name": "Accuracy",
+            "description": "metres",
+        },
+    )
+    admin.add("data-record-key", {"prefix": "gnss", "key": "sats", "subtype": "list-integer"})
+    return admin
+
+
+def test_prefixes(admin, make_user, vocab):
+    user, _ = make_user("pia")
+    found = user.get("data-record-key-prefix/gnss")
+    assert found["uri"] == "https://gnss.example/ns"
+    user.http.post("/api/data-record-key-prefix", json={"prefix": "x", "uri": "u"}).status_code
+    assert (
+        user.http.post(
+            "/api/data-record-key-prefix", json={"prefix": "mine", "uri": "u"}
+        ).status_code
+        == 403
+    )
+    admin.add("data-record-key-prefix", {"prefix": "gnss", "uri": "other"}, status=409)
+    admin.add(
+        "data-record-key-prefix", {"prefix": "geo", "uri": "https://gnss.example/ns"}, status=409
+    )
+    admin.add("data-record-key-prefix", {"prefix": "Bad_Prefix", "uri": "u"}, status=400)
+    admin.add("data-record-key", {"prefix": "nope", "key": "k", "subtype": "string"}, status=406)
+    admin.add(
+        "data-record-key", {"prefix": "gnss", "key": "accuracy", "subtype": "string"}, status=409
+    )
+
+
+def test_records_namespaces_and_types(make_user, vocab):
+    api, _ = make_user("rita")
+    ok = {
+        "name": "fix",
+        "gnss:accuracy": 2.5,
+        "gnss:sats": [3, 7],
+        "nested": {"deep": [{"gnss:other": "free text"}]},
+        "timestamp": "2026-05-01T10:00:00.000Z",
+        "location": [6.1, 46.2],
+        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+    }
+    rid = api.add("data-record", ok)["resource-id"]
+    assert api.get(rid)["nested"]["deep"][0]["gnss:other"] == "free text"
+    assert api.search("data-record", filter="gnss:accuracy<3")["count"] == 1
+    r = api.http.post("/api/data-record", json={"unknown:key": 1})
+    assert r.status_code == 406 and "unknown" in r.json()["message"]
+    r = api.http.post("/api/data-record", json={"a": {"b": [{"deep:key": 1}]}})
+    assert r.status_code == 406 and "'deep'" in r.json()["message"]
+    bad = [
+        {"gnss:accuracy": "high"},
+        {"gnss:sats": [1, "2"]},
+        {"location": [200, 0]},
+        {"location": [1]},
+        {"timestamp": "yesterday"},
+        {"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [2, 2]]]}},
+        {"geometry": {"type": "Line", "coordinates": []}},
+        {"bytes": -1},
+        {"md5sum": "xyz"},
+    ]
+    for body in bad:
+        r = api.http.post("/api/data-record", json=body)
+        assert r.status_code == 400, (body, r.text)
+    assert api.search("data-record", last=0)["count"] == 1
+    api.edit(rid, {"gnss:accuracy": "bad"}, status=400)
+    api.edit(rid, {"zzz:new": 1}, status=406)
+    assert api.edit(rid, {"gnss:accuracy": 1})["gnss:accuracy"] == 1
+
+
+def test_record_links_reveal_nothing(make_user):
+    alice, _ = make_user("alice")
+    bob, _ = make_user("bob")
+    oid = alice.add(
+        "data-object",
+        {"template": {"href": "data-object-template/generic", "credential": LOCAL_CREDENTIAL_ID}},
+    )["resource-id"]
+    assert alice.add("data-record", {"data-object": oid})["status"] == 201
+    hidden = bob.http.post("/api/data-record", json={"data-object": oid})
+    missing = bob.http.post(
+        "/api/data-record", json={"data-object": "data-object/00000000-0000-4000-8000-000000000099"}
+    )
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["message"].replace(oid, "X") == missing.json()["message"].replace(
+        "data-object/00000000-0000-4000-8000-000000000099", "X"
+    )
+
+
+def test_bulk_ingest_array_and_retry(make_user, vocab):
+    api, _ = make_user("bulk")
+    items = [
+        {"id": "data-record/r1", "gnss:accuracy": 1},
+        {"id": "data-record/r2", "gnss:accuracy": "bad"},
+        {"id": "data-record/r3", "oops:x": 1},
+        "not an object",
+        {"id": "data-record/r4"},
+        {"id": "data-record/r4"},
+    ]
+    r = api.http.post("/api/data-record", json=items)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    statuses = [x["status"] for x in body["results"]]
+    assert statuses == [201, 400, 406, 400, 201, 409]
+    assert body["created"] == 2 and body["failed"] == 4
+    # a retry stores nothing twice
+    again = api.http.post("/api/data-record", json=items).json()
+    assert [x["status"] for x in again["results"]] == [409, 400, 406, 400, 409, 409]
+    assert api.search("data-record", last=0)["count"] == 2
+
+
+def test_bulk_ingest_ndjson_stream(make_user, vocab):
+    api, _ = make_user("stream")
+    lines = [orjson.dumps({"n": i, "gnss:accuracy": i}) for i in range(2500)]
+    lines.insert(10, b"{not json")
+    lines.insert(20, orjson.dumps({"gnss:accuracy": "x"}))
+    r = api.http.post(
+        "/api/data-record",
+        content=b"\n".join(lines) + b"\n",
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200
+    results = [orjson.loads(x) for x in r.content.splitlines()]
+    assert len(results) == 2502
+    assert [x["line"] for x in results] == list(range(1, 2503))
+    assert results[10]["status"] == 400 and results[20]["status"] == 400
+    assert sum(1 for x in results if x["status"] == 201) == 2500
+    assert api.search("data-record", last=0)["count"] == 2500
+    assert api.search("data-record", filter="gnss:accuracy>=2490", last=0)["count"] == 10
+
+
+def test_bulk_refused_as_a_whole_before_streaming(anon):
+    r = anon.http.post(
+        "/api/data-record", content=b'{"a":1}\n', headers={"content-type": "application/x-ndjson"}
+    )
+    assert r.status_code == 401 and r.json()["status"] == 401
+    r = anon.http.post("/api/module", json=[{"name": "m"}])
+    assert r.status_code in (401, 405)
