@@ -15,6 +15,7 @@ from tether.resources.bootstrap import bootstrap
 from tether.resources.credential import CredentialKind
 from tether.resources.data_object import DataObjectKind
 from tether.resources.data_record import DataRecordKind
+from tether.resources.data_set import DataSetKind
 from tether.resources.event import EventKind
 from tether.resources.infrastructure import InfrastructureServiceKind
 from tether.resources.job import JobKind
@@ -42,6 +43,7 @@ def default_registry() -> Registry:
             DataRecordKeyPrefixKind(),
             DataRecordKeyKind(),
             DataRecordKind(),
+            DataSetKind(),
             JobKind(),
         ]
     )

@@ -1,19 +1,33 @@
-"""The ``tether`` command."""
+"""The ``tether`` command: the server (``serve``, ``worker``) and the client commands.
+
+The client commands live in :mod:`tether.cli.account` (login, users, groups, API keys),
+:mod:`tether.cli.storage` (services, credentials, objects) and :mod:`tether.cli.records`
+(metadata records and data sets); :mod:`tether.cli.common` holds what they share.
+"""
 
 from __future__ import annotations
 
 import os
 
 import click
-import uvicorn
 
-from tether.core import prepare
-from tether.settings import Settings
+from tether.cli.common import State, TetherGroup
 
 
-@click.group()
-def main() -> None:
+@click.group(
+    cls=TetherGroup,
+    epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not logged in or "
+    "not allowed, 5 not found, 6 conflict or wrong state, 7 transfer or checksum failure.",
+)
+@click.option("--url", default=None, help="Tether server URL (else TETHER_URL or the login).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+def main(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Tether: a federated catalog for write-once, read-mostly data objects."""
+    state = ctx.ensure_object(State)
+    state.url = url
+    state.json = state.json or as_json
+    ctx.call_on_close(state.close)
 
 
 @main.command()
@@ -23,6 +37,12 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Server processes (TETHER_WORKERS; 1).")
 def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None) -> None:
     """Start the server (migrating the database and creating the admin on first start)."""
+    # Server modules load only here: client commands start fast without them.
+    import uvicorn
+
+    from tether.core import prepare
+    from tether.settings import Settings
+
     overrides = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
     settings = Settings.load(overrides)
     generated = prepare(settings)
@@ -54,8 +74,9 @@ def worker(data_dir: str | None, once: bool) -> None:
     import signal
     import threading
 
-    from tether.core import build
+    from tether.core import build, prepare
     from tether.jobs.worker import Worker
+    from tether.settings import Settings
 
     settings = Settings.load({"data_dir": data_dir})
     prepare(settings)
@@ -73,6 +94,16 @@ def worker(data_dir: str | None, once: bool) -> None:
     finally:
         tether.close()
 
+
+def _register() -> None:
+    from tether.cli import account, records, storage
+
+    for module in (account, storage, records):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
 
 if __name__ == "__main__":
     main()

@@ -243,7 +243,7 @@ def search(
     query = (
         sa.select(resources.c.doc, sa.func.count().over().label("total"))
         .where(*_conditions(collection, claims, where))
-        .order_by(*order)
+        .order_by(*(order or (resources.c.created, resources.c.id)))
         .offset(offset)
         .limit(limit)
     )
@@ -296,3 +296,30 @@ def delete_many(conn: Connection, ids: Iterable[str]) -> int:
         conn.execute(resource_secrets.delete().where(resource_secrets.c.resource_id.in_(chunk)))
         total += conn.execute(resources.delete().where(resources.c.id.in_(chunk))).rowcount
     return total
+
+
+def id_in(ids: Iterable[str]) -> ColumnElement[bool]:
+    """The condition 'one of these resources' (a snapshot's members)."""
+    return resources.c.id.in_(sorted(set(ids)))
+
+
+def page_after(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The next ``limit`` matches in (created, id) order after ``after``: keyset paging,
+    so walking every member of a large set costs the same per page."""
+    conds = _conditions(collection, claims, where)
+    if after is not None:
+        conds.append(sa.tuple_(resources.c.created, resources.c.id) > sa.tuple_(*after))
+    query = (
+        sa.select(resources.c.doc)
+        .where(*conds)
+        .order_by(resources.c.created, resources.c.id)
+        .limit(limit)
+    )
+    return [row.doc for row in conn.execute(query)]

@@ -9,13 +9,13 @@ through the same add / get / edit / delete / search / operation paths.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
@@ -110,6 +110,7 @@ class Context:
     settings: Settings
     registry: Registry
     storage: Storage
+    engine: Engine
     base_uri: str = ""
     # Audit events written with the request's transaction.
     events: list[Doc] = field(default_factory=list)
@@ -143,6 +144,9 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     # (cookie value, max-age seconds) to set, or "" to clear the cookie.
     session_cookie: tuple[str, int] | str | None = None
+    # A body produced piece by piece (a manifest of any length) instead of ``body``.
+    stream: Iterator[bytes] | None = None
+    media_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -272,3 +276,26 @@ class ResourceKind:
     def present(self, ctx: Context, doc: Doc) -> Doc:
         """The document as the API shows it (secrets live elsewhere, so usually as is)."""
         return doc
+
+
+def present(ctx: Context, kind: ResourceKind, doc: Doc) -> Doc:
+    """The document as this caller may see it, with the operations it may call."""
+    rights = acl_mod.rights_of(doc.get("acl", {}), ctx.identity.claims)
+    out = kind.present(ctx, doc)
+    if acl_mod.VIEW_DATA not in rights:
+        out = {k: v for k, v in out.items() if k in META_FIELDS}
+    elif acl_mod.VIEW_ACL not in rights:
+        out = {k: v for k, v in out.items() if k != "acl"}
+    else:
+        out = dict(out)
+    rid = doc["id"]
+    ops: list[dict[str, str]] = []
+    if kind.editable and acl_mod.EDIT_META in rights:
+        ops.append({"rel": "edit", "href": rid})
+    if kind.deletable and acl_mod.DELETE in rights:
+        ops.append({"rel": "delete", "href": rid})
+    for op in kind.available_operations(ctx, doc):
+        if kind.operation_rights.get(op, acl_mod.OWNERS) in rights:
+            ops.append({"rel": op, "href": f"{rid}/{op}"})
+    out["operations"] = ops
+    return out

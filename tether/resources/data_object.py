@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Connection
+
 from tether.auth import acl as acl_mod
 from tether.db import store
 from tether.drivers import StorageDriver
@@ -189,11 +191,7 @@ class DataObjectKind(ResourceKind):
         return self._download(ctx, doc, body, driver)
 
     def driver(self, ctx: Context, doc: Doc) -> StorageDriver:
-        credential = store.get(ctx.conn, doc["credential"])
-        service = store.get(ctx.conn, doc["infrastructure-service"])
-        if credential is None or service is None:
-            raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
-        return ctx.storage.driver(ctx.conn, service.doc, credential.doc, _public(ctx))
+        return driver_for(ctx, doc, ctx.conn)
 
     def _upload(
         self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
@@ -364,6 +362,15 @@ class DataObjectKind(ResourceKind):
                 "resource-id": doc["id"],
             }
         return None
+
+
+def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
+    """The driver of a data-object's store, acting with its credential."""
+    credential = store.get(conn, doc["credential"])
+    service = store.get(conn, doc["infrastructure-service"])
+    if credential is None or service is None:
+        raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
+    return ctx.storage.driver(conn, service.doc, credential.doc, _public(ctx))
 
 
 def remove_stored(driver: StorageDriver, doc: Doc, params: Mapping[str, Any]) -> None:

@@ -20,7 +20,6 @@ from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
 from tether.db import store
 from tether.db.engine import transaction
-from tether.db.tables import resources
 from tether.errors import (
     BadRequest,
     Conflict,
@@ -33,7 +32,6 @@ from tether.errors import (
 from tether.resources import event as event_mod
 from tether.resources.base import (
     EDIT_META_FIELDS,
-    META_FIELDS,
     SERVER_FIELDS,
     Context,
     Doc,
@@ -41,6 +39,7 @@ from tether.resources.base import (
     Outcome,
     ResourceKind,
     now_iso,
+    present,
     validate,
 )
 from tether.resources.registry import Registry, TemplateKind
@@ -84,7 +83,15 @@ class ResourceService:
         failure_events: list[Doc] = []
         try:
             with transaction(self.engine, write=write) as conn:
-                ctx = Context(identity, conn, self.settings, self.registry, self.storage, base_uri)
+                ctx = Context(
+                    identity,
+                    conn,
+                    self.settings,
+                    self.registry,
+                    self.storage,
+                    self.engine,
+                    base_uri,
+                )
                 ctx.failure_events = failure_events
                 yield ctx
                 if write:
@@ -118,31 +125,7 @@ class ResourceService:
         return self.registry.kind(resource_type)
 
     def present(self, ctx: Context, kind: ResourceKind, doc: Doc) -> Doc:
-        """The document as this caller may see it, with its operations."""
-        rights = acl_mod.rights_of(doc.get("acl", {}), ctx.identity.claims)
-        out = kind.present(ctx, doc)
-        if acl_mod.VIEW_DATA not in rights:
-            out = {k: v for k, v in out.items() if k in META_FIELDS}
-        elif acl_mod.VIEW_ACL not in rights:
-            out = {k: v for k, v in out.items() if k != "acl"}
-        else:
-            out = dict(out)
-        out["operations"] = self._operations(ctx, kind, doc, rights)
-        return out
-
-    def _operations(
-        self, ctx: Context, kind: ResourceKind, doc: Doc, rights: frozenset[str]
-    ) -> list[dict[str, str]]:
-        rid = doc["id"]
-        ops: list[dict[str, str]] = []
-        if kind.editable and acl_mod.EDIT_META in rights:
-            ops.append({"rel": "edit", "href": rid})
-        if kind.deletable and acl_mod.DELETE in rights:
-            ops.append({"rel": "delete", "href": rid})
-        for op in kind.available_operations(ctx, doc):
-            if kind.operation_rights.get(op, acl_mod.OWNERS) in rights:
-                ops.append({"rel": op, "href": f"{rid}/{op}"})
-        return ops
+        return present(ctx, kind, doc)
 
     def _check_collection(self, identity: Identity, kind: ResourceKind, right: str) -> None:
         if identity.is_admin or identity.claims.intersection(kind.collection_acl.get(right, ())):
@@ -451,10 +434,7 @@ class ResourceService:
         self._check_collection(identity, kind, "query")
         first, limit = self._window(params)
         where = filters.where_clause(params.filters, self.dialect)
-        order = filters.order_clauses(params.orderby, self.dialect) or [
-            resources.c.created,
-            resources.c.id,
-        ]
+        order = filters.order_clauses(params.orderby, self.dialect)
         selected = filters.parse_select(params.select)
         claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
         with self._context(identity, base_uri) as ctx:

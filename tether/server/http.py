@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tether.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from tether.resources.base import Outcome
@@ -100,7 +100,13 @@ def search_params(items: list[tuple[str, str]]) -> SearchParams:
 
 
 def outcome_response(request: Request, outcome: Outcome) -> Response:
-    response = json_response(outcome.body, outcome.status, outcome.headers)
+    response: Response
+    if outcome.stream is not None:
+        response = StreamingResponse(
+            outcome.stream, outcome.status, outcome.headers, media_type=outcome.media_type
+        )
+    else:
+        response = json_response(outcome.body, outcome.status, outcome.headers)
     if isinstance(outcome.session_cookie, tuple):
         value, max_age = outcome.session_cookie
         set_session_cookie(request, response, value, max_age)

@@ -1,0 +1,387 @@
+"""Uploads: declare, send the bytes straight to the store through signed URLs, ready.
+
+Sizes up to ``threshold`` go in one signed PUT; larger ones in parts sent in parallel,
+each streamed from the file in ``chunk``-sized reads, so memory stays near
+``concurrency x chunk`` whatever the size. The sha256 (and the md5 when the object
+already declares one) is computed by one sequential read before the upload and declared
+on the data-object, so the store (single PUT) or Tether (``ready``) refuses bytes that
+differ: Tether takes declarations only while an object is NEW, before any byte moves.
+
+A multipart upload of a file keeps a journal (upload id, part size, parts done) in the
+client's ``transfers/`` directory. When an upload is cut, calling it again for the same
+object and the same unchanged file sends only the missing parts. Part URLs that expired
+(a slow link, a long pause) are signed again on the fly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import httpx
+
+from tether.client import transport as t
+from tether.client.api import Client
+from tether.client.config import write_private
+from tether.client.errors import LocalFileError
+from tether.errors import Conflict
+
+Doc = dict[str, Any]
+SIGN_BATCH = 1000
+
+
+class Source(Protocol):
+    """Bytes that can be read again from any offset (a file, a buffer)."""
+
+    size: int
+
+    def chunks(self, offset: int, length: int, chunk: int) -> Iterator[bytes]: ...
+
+    def identity(self) -> str | None:
+        """What identifies these bytes across processes (for resuming), or None."""
+        ...
+
+
+class FileSource:
+    """A local file, read with positional reads so parallel parts share one descriptor."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).resolve()
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        stat = os.fstat(self.fd)
+        if not os.path.isfile(self.path):
+            os.close(self.fd)
+            raise LocalFileError(f"{path} is not a regular file")
+        self.size = stat.st_size
+        self._mtime = stat.st_mtime_ns
+
+    def chunks(self, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+        end = offset + length
+        while offset < end:
+            try:
+                data = os.pread(self.fd, min(chunk, end - offset), offset)
+            except OSError as exc:
+                raise LocalFileError(f"cannot read {self.path}: {exc.strerror}") from exc
+            if not data:
+                raise LocalFileError(f"{self.path} shrank while it was being uploaded")
+            offset += len(data)
+            yield data
+
+    def identity(self) -> str | None:
+        return f"{self.path}\n{self.size}\n{self._mtime}"
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class BytesSource:
+    """Bytes in memory."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self.view = memoryview(data).cast("B")
+        self.size = len(self.view)
+
+    def chunks(self, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+        for start in range(offset, offset + length, chunk):
+            yield bytes(self.view[start : min(start + chunk, offset + length)])
+
+    def identity(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.view.release()
+
+
+@dataclass
+class UploadStats:
+    """What an upload did: for progress reports, tests and benchmarks."""
+
+    size: int = 0
+    parts: int = 0
+    parts_sent: int = 0
+    resumed_bytes: int = 0
+    resigned: int = 0
+    retries: int = 0
+    sha256: str | None = None
+    answer: Doc = field(default_factory=dict)
+
+
+class Journal:
+    """The saved state of one multipart upload of one file to one data-object."""
+
+    def __init__(self, directory: Path, resource_id: str, identity: str | None) -> None:
+        self.path: Path | None = None
+        if identity is not None:
+            key = hashlib.sha256(f"{resource_id}\n{identity}".encode()).hexdigest()[:40]
+            self.path = directory / f"{key}.json"
+        self._lock = threading.Lock()
+
+    def load(self) -> Doc | None:
+        if self.path is None:
+            return None
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, entry: Doc) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_private(self.path, json.dumps(entry))
+
+    def delete(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def digests(source: Source, chunk: int, md5: bool) -> tuple[str, str | None]:
+    """The sha256 (and md5) of a source, by one sequential read."""
+    sha = hashlib.sha256()
+    m = hashlib.md5(usedforsecurity=False) if md5 else None
+    for data in source.chunks(0, source.size, max(chunk, 4 * t.MiB)):
+        sha.update(data)
+        if m is not None:
+            m.update(data)
+    return sha.hexdigest(), m.hexdigest() if m else None
+
+
+class Uploader:
+    """Uploads bytes into data-objects of one client."""
+
+    def __init__(self, client: Client, store: t.StoreHttp, options: t.TransferOptions) -> None:
+        self.client = client
+        self.store = store
+        self.options = options
+
+    # -- preparing the data-object --------------------------------------------------------
+
+    def _prepare(
+        self, rid: str, source: Source, content_type: str | None, journal: Journal
+    ) -> tuple[Doc, Doc | None]:
+        """The fresh document and, when the upload can resume, its journal entry."""
+        doc = self.client.get(rid)
+        state = doc.get("state")
+        if state not in ("NEW", "UPLOADING"):
+            raise Conflict(f"{rid} is {state}: its bytes can no longer be written", rid)
+        entry = journal.load()
+        if (
+            entry is not None
+            and state == "UPLOADING"
+            and doc.get("upload-id")
+            and entry.get("upload-id") == doc.get("upload-id")
+            and entry.get("size") == source.size
+        ):
+            return doc, entry
+        journal.delete()
+        if state == "UPLOADING":
+            # A previous attempt we cannot continue: start over from NEW.
+            self.client.operation(rid, "abort-upload", {})
+        changes: Doc = {"bytes": source.size}
+        if self.options.checksum:
+            sha, md5 = digests(source, self.options.chunk, md5="md5sum" in doc)
+            changes["sha256"] = sha
+            if md5:
+                changes["md5sum"] = md5
+        if content_type and not doc.get("content-type"):
+            changes["content-type"] = content_type
+        if any(doc.get(k) != v for k, v in changes.items()):
+            doc = self.client.edit(rid, changes)
+        return doc, None
+
+    # -- the upload -----------------------------------------------------------------------
+
+    def upload(
+        self,
+        rid: str,
+        source: Source,
+        content_type: str | None = None,
+        progress: t.Progress | None = None,
+        journal_dir: Path | None = None,
+    ) -> UploadStats:
+        """Uploads ``source`` into the data-object ``rid`` and readies it."""
+        journal = Journal(journal_dir or self.client.config.transfers_dir, rid, source.identity())
+        doc, entry = self._prepare(rid, source, content_type, journal)
+        stats = UploadStats(size=source.size, sha256=doc.get("sha256"))
+        counter = t.Counter(progress)
+        if entry is None and source.size <= self.options.threshold:
+            self._single(rid, source, counter, stats)
+        else:
+            self._multipart(rid, source, entry, journal, counter, stats)
+        stats.answer = self.client.operation(rid, "ready", {})
+        journal.delete()
+        return stats
+
+    def _sign(self, rid: str, body: Doc) -> Doc:
+        return self.client.operation(rid, "upload", {**body, "expires-in": self.options.url_ttl})
+
+    def _single(self, rid: str, source: Source, counter: t.Counter, stats: UploadStats) -> None:
+        signed = t.Signed.from_answer(self._sign(rid, {}), "PUT")
+
+        def resign() -> t.Signed:
+            stats.resigned += 1
+            return t.Signed.from_answer(self._sign(rid, {}), "PUT")
+
+        self._send(signed, resign, source, 0, source.size, counter, stats, threading.Event())
+        stats.parts_sent = 1
+
+    def _send(
+        self,
+        signed: t.Signed,
+        resign: Any,
+        source: Source,
+        offset: int,
+        length: int,
+        counter: t.Counter,
+        stats: UploadStats,
+        cancel: threading.Event,
+    ) -> None:
+        """PUTs ``length`` bytes at ``offset`` through ``signed``, retrying as configured."""
+        attempt = 0
+        resigned = False
+        what = f"upload to {httpx.URL(signed.uri).host}"
+        while True:
+            if signed.expired():
+                signed = resign()  # proactive: does not use up the re-sign after a 403
+            sent = 0
+
+            def body() -> Iterator[bytes]:
+                nonlocal sent
+                for data in source.chunks(offset, length, self.options.chunk):
+                    if cancel.is_set():
+                        raise t.Cancelled()
+                    yield data
+                    sent += len(data)
+                    counter.add(len(data))
+
+            headers = {**signed.headers, "Content-Length": str(length)}
+            try:
+                response = self.store.http.request(
+                    signed.method, signed.uri, content=body(), headers=headers
+                )
+            except httpx.TransportError as exc:
+                counter.add(-sent)
+                if attempt >= self.options.retries or cancel.is_set():
+                    raise t.transport_failure(exc, what, signed.uri) from exc
+                cancel.wait(self.options.delay(attempt))
+                attempt += 1
+                stats.retries += 1
+                continue
+            if response.is_success:
+                return
+            counter.add(-sent)
+            if response.status_code == 403 and not resigned:
+                # Most likely expired on the way (clocks, a long queue): sign once more.
+                signed, resigned = resign(), True
+                continue
+            if t.retryable_status(response.status_code) and attempt < self.options.retries:
+                cancel.wait(self.options.delay(attempt))
+                attempt += 1
+                stats.retries += 1
+                continue
+            raise t.store_error(response, what)
+
+    def _multipart(
+        self,
+        rid: str,
+        source: Source,
+        entry: Doc | None,
+        journal: Journal,
+        counter: t.Counter,
+        stats: UploadStats,
+    ) -> None:
+        urls: dict[int, t.Signed] = {}
+        if entry is None:
+            part_size = self.options.part_size_for(source.size)
+            plan = self._sign(rid, {"multipart": True, "part-size": part_size})
+            part_size = int(plan.get("part-size") or part_size)
+            urls = {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
+            entry = {
+                "resource-id": rid,
+                "upload-id": plan["upload-id"],
+                "part-size": part_size,
+                "size": source.size,
+                "done": [],
+            }
+            journal.save(entry)
+        part_size = int(entry["part-size"])
+        count = max(1, -(-source.size // part_size))
+        done = {int(n) for n in entry.get("done", [])}
+        todo = [n for n in range(1, count + 1) if n not in done]
+        stats.parts = count
+        stats.resumed_bytes = sum(min(part_size, source.size - (n - 1) * part_size) for n in done)
+        counter.add(stats.resumed_bytes)
+        missing = [n for n in todo if n not in urls]
+        for start in range(0, len(missing), SIGN_BATCH):
+            batch = missing[start : start + SIGN_BATCH]
+            plan = self._sign(rid, {"multipart": True, "part-numbers": batch})
+            urls.update(
+                {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
+            )
+        cancel = threading.Event()
+        lock = threading.Lock()
+
+        def resigner(n: int) -> Any:
+            def resign() -> t.Signed:
+                with lock:
+                    stats.resigned += 1
+                plan = self._sign(rid, {"multipart": True, "part-numbers": [n]})
+                return t.Signed.from_answer(plan["parts"][0], "PUT")
+
+            return resign
+
+        def send_part(n: int) -> None:
+            if cancel.is_set():
+                return
+            offset = (n - 1) * part_size
+            length = min(part_size, source.size - offset)
+            try:
+                self._send(urls[n], resigner(n), source, offset, length, counter, stats, cancel)
+            except t.Cancelled:
+                return
+            with lock:
+                done.add(n)
+                stats.parts_sent += 1
+                assert entry is not None
+                entry["done"] = sorted(done)
+                snapshot = dict(entry)
+            journal.save(snapshot)
+
+        workers = max(1, min(self.options.concurrency, len(todo)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="tether-upload") as pool:
+            futures: list[Future[None]] = [pool.submit(send_part, n) for n in todo]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in finished if f.exception() is not None), None)
+            if failed is not None:
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                error = failed.exception()
+                assert error is not None
+                raise error
+
+
+def read_head(stream: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes from a stream (several reads: pipes return short reads)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        data = stream.read(limit - size)
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts)

@@ -1,0 +1,283 @@
+"""``data-set``: a saved search over data-objects, data-records and modules.
+
+``resolve`` pages through the members the caller may see; ``download-urls`` streams a
+manifest of signed GET URLs for every READY member object the caller may read (JSON lines,
+or plain URLs for ``wget -i``); ``snapshot`` freezes the current members, with their
+checksums and a content hash, as a new immutable data-set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from sqlalchemy.sql.elements import ColumnElement
+
+from tether import filters
+from tether.auth import acl as acl_mod
+from tether.db import store
+from tether.db.engine import transaction
+from tether.drivers import StorageDriver
+from tether.errors import BadRequest, Conflict, FilterError
+from tether.resources import event as event_mod
+from tether.resources.base import (
+    Context,
+    Doc,
+    NewResource,
+    Outcome,
+    ResourceKind,
+    compile_schema,
+    new_id,
+    now_iso,
+    present,
+    validate,
+)
+from tether.resources.data_object import driver_for
+
+MEMBER_KINDS = {
+    "data-object": "data-object-filter",
+    "data-record": "data-record-filter",
+    "module": "module-filter",
+}
+SNAPSHOT_LIMIT = 100_000
+_PAGE = 1000
+_RESOLVE = compile_schema(
+    {
+        "first": {"type": "integer", "minimum": 1},
+        "last": {"type": "integer", "minimum": 0},
+        "orderby": {"type": "string"},
+        "aggregation": {"type": "array", "items": {"type": "string"}},
+        "kinds": {"type": "array", "items": {"enum": list(MEMBER_KINDS)}},
+    }
+)
+_DOWNLOAD = compile_schema(
+    {"format": {"enum": ["jsonl", "urls"]}, "expires-in": {"type": "integer", "minimum": 1}}
+)
+_SNAPSHOT = compile_schema({})
+
+
+class DataSetKind(ResourceKind):
+    name = "data-set"
+    description = "A dynamic collection: filters over data-objects, data-records and modules."
+    properties = {
+        **{f: {"type": "string", "maxLength": 65536} for f in MEMBER_KINDS.values()},
+    }
+    server_fields = frozenset({"snapshot-of", "members", "content-hash"})
+    collection_acl = {
+        "query": [acl_mod.USER],
+        "add": [acl_mod.USER],
+        "bulk-delete": [acl_mod.USER],
+    }
+    operation_rights = {
+        "resolve": acl_mod.VIEW_DATA,
+        "download-urls": acl_mod.VIEW_DATA,
+        "snapshot": acl_mod.VIEW_DATA,
+    }
+    read_only_operations = frozenset({"resolve", "download-urls"})
+
+    def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
+        _check_filters(body)
+        return NewResource(doc=dict(body))
+
+    def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
+        if "snapshot-of" in old:
+            raise Conflict(f"{old['id']} is a snapshot and cannot change", old["id"])
+        _check_filters(new)
+
+    def available_operations(self, ctx: Context, doc: Doc) -> list[str]:
+        ops = list(self.operation_rights)
+        return [op for op in ops if op != "snapshot"] if "snapshot-of" in doc else ops
+
+    def run_operation(
+        self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
+    ) -> Outcome:
+        if operation == "resolve":
+            validate(_RESOLVE, body, "resolve request")
+            return Outcome(200, resolve(ctx, doc, body))
+        if operation == "download-urls":
+            validate(_DOWNLOAD, body, "download-urls request")
+            return download_urls(ctx, doc, body)
+        validate(_SNAPSHOT, body, "snapshot request")
+        if "snapshot-of" in doc:
+            raise Conflict(f"{doc['id']} is already a snapshot", doc["id"])
+        return snapshot(ctx, doc)
+
+
+def _check_filters(doc: Doc) -> None:
+    for field in MEMBER_KINDS.values():
+        text = doc.get(field)
+        if text:
+            try:
+                filters.parse_filter(text)
+            except FilterError as exc:
+                raise BadRequest(f"{field}: {exc.message}") from exc
+
+
+def _member_where(ctx: Context, doc: Doc, kind: str) -> ColumnElement[bool] | None:
+    """The condition selecting the members of one kind, or None when the set has none."""
+    members = doc.get("members")
+    if members is not None:
+        ids = [m["id"] for m in members.get(kind, [])]
+        return store.id_in(ids) if ids else None
+    text = doc.get(MEMBER_KINDS[kind])
+    if not text:
+        return None
+    return filters.where_clause([text], ctx.conn.dialect.name)
+
+
+def _claims(ctx: Context) -> frozenset[str] | None:
+    return None if ctx.identity.is_admin else ctx.identity.claims
+
+
+def resolve(ctx: Context, doc: Doc, body: Doc) -> Doc:
+    """A page of the visible members of each kind, with counts and aggregations."""
+    first = body.get("first", 1)
+    last = body.get("last", first + 19)
+    if last and last < first:
+        raise BadRequest(f"last ({last}) must be 0 or at least first ({first})")
+    if last - first + 1 > ctx.settings.max_page_size:
+        raise BadRequest(f"a page holds at most {ctx.settings.max_page_size} resources")
+    dialect = ctx.conn.dialect.name
+    order = filters.order_clauses([body["orderby"]] if body.get("orderby") else [], dialect)
+    result: Doc = {"id": doc["id"]}
+    for kind_name in body.get("kinds", list(MEMBER_KINDS)):
+        where = _member_where(ctx, doc, kind_name)
+        kind = ctx.registry.kind(kind_name)
+        if where is None:
+            result[kind_name] = {"count": 0, "resources": []}
+            continue
+        docs, total = store.search(
+            ctx.conn,
+            kind_name,
+            _claims(ctx),
+            where,
+            order,
+            first - 1,
+            last - first + 1 if last else 0,
+        )
+        part: Doc = {"count": total, "resources": [present(ctx, kind, d) for d in docs]}
+        if body.get("aggregation"):
+            part["aggregations"] = filters.aggregations(
+                ctx.conn,
+                store.search_condition(kind_name, _claims(ctx), where),
+                body["aggregation"],
+                dialect,
+            )
+        result[kind_name] = part
+    return result
+
+
+def _readable_objects(ctx: Context, doc: Doc) -> Iterator[Doc]:
+    """Every READY member data-object the caller may read, page by page."""
+    where = _member_where(ctx, doc, "data-object")
+    if where is None:
+        return
+    ready = filters.where_clause(["state='READY'"], ctx.conn.dialect.name)
+    assert ready is not None
+    after: tuple[str, str] | None = None
+    while True:
+        with transaction(ctx.engine) as conn:
+            page = store.page_after(conn, "data-object", _claims(ctx), where & ready, after, _PAGE)
+        for obj in page:
+            if acl_mod.can(obj.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_DATA):
+                yield obj
+        if len(page) < _PAGE:
+            return
+        after = (page[-1]["created"], page[-1]["id"])
+
+
+def download_urls(ctx: Context, doc: Doc, body: Doc) -> Outcome:
+    expires_in = body.get("expires-in", ctx.settings.default_url_ttl)
+    if expires_in > ctx.settings.max_url_ttl:
+        raise BadRequest(f"expires-in exceeds the maximum of {ctx.settings.max_url_ttl} s")
+    plain = body.get("format") == "urls"
+    ctx.events.append(
+        event_mod.build("url", doc["id"], ctx.identity, {"method": "GET", "manifest": True})
+    )
+
+    def lines() -> Iterator[bytes]:
+        drivers: dict[tuple[str, str], StorageDriver] = {}
+        for obj in _readable_objects(ctx, doc):
+            where = (obj["credential"], obj["infrastructure-service"])
+            driver = drivers.get(where)
+            if driver is None:
+                with transaction(ctx.engine) as conn:
+                    driver = drivers[where] = driver_for(ctx, obj, conn)
+            signed = driver.sign_get(obj["bucket"], obj["object"], expires_in)
+            if plain:
+                yield signed.url.encode() + b"\n"
+                continue
+            entry: Doc = {
+                "id": obj["id"],
+                "uri": signed.url,
+                "expires": signed.expires.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                **{k: obj[k] for k in ("name", "bytes", "sha256", "md5sum") if k in obj},
+            }
+            yield orjson.dumps(entry) + b"\n"
+
+    media = "text/plain" if plain else "application/x-ndjson"
+    return Outcome(200, None, stream=lines(), media_type=media)
+
+
+def snapshot(ctx: Context, doc: Doc) -> Outcome:
+    """A new immutable data-set holding the current members and their checksums."""
+    members: dict[str, list[Doc]] = {}
+    total = 0
+    for kind_name in MEMBER_KINDS:
+        where = _member_where(ctx, doc, kind_name)
+        found: list[Doc] = []
+        if where is not None:
+            after: tuple[str, str] | None = None
+            while True:
+                page = store.page_after(ctx.conn, kind_name, _claims(ctx), where, after, _PAGE)
+                for m in page:
+                    found.append(_member_entry(m))
+                total += len(page)
+                if total > SNAPSHOT_LIMIT:
+                    raise BadRequest(f"a snapshot holds at most {SNAPSHOT_LIMIT} members")
+                if len(page) < _PAGE:
+                    break
+                after = (page[-1]["created"], page[-1]["id"])
+        members[kind_name] = found
+    content_hash = hashlib.sha256(orjson.dumps(members, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    stamp = now_iso()
+    principal = ctx.identity.principal
+    new_doc: Doc = {
+        "id": new_id("data-set"),
+        "resource-type": "data-set",
+        "created": stamp,
+        "updated": stamp,
+        "created-by": principal,
+        "updated-by": principal,
+        "name": f"{doc.get('name', doc['id'])} (snapshot {stamp})",
+        "snapshot-of": doc["id"],
+        "members": members,
+        "content-hash": content_hash,
+        "acl": acl_mod.normalize({acl_mod.OWNERS: [principal]}),
+    }
+    for field in MEMBER_KINDS.values():
+        if field in doc:
+            new_doc[field] = doc[field]
+    store.insert(ctx.conn, new_doc)
+    ctx.events.append(event_mod.build("create", new_doc["id"], ctx.identity))
+    return Outcome(
+        201,
+        {
+            "status": 201,
+            "message": f"{new_doc['id']} created",
+            "resource-id": new_doc["id"],
+            "content-hash": content_hash,
+            "members": {k: len(v) for k, v in members.items()},
+        },
+        {"Location": new_doc["id"]},
+    )
+
+
+def _member_entry(doc: Doc) -> Doc:
+    entry: dict[str, Any] = {"id": doc["id"], "updated": doc["updated"]}
+    for key in ("bytes", "md5sum", "sha256"):
+        if key in doc:
+            entry[key] = doc[key]
+    return entry
