@@ -29,7 +29,6 @@ def test_prefixes(admin, make_user, vocab):
     user, _ = make_user("pia")
     found = user.get("data-record-key-prefix/gnss")
     assert found["uri"] == "https://gnss.example/ns"
-    user.http.post("/api/data-record-key-prefix", json={"prefix": "x", "uri": "u"}).status_code
     assert (
         user.http.post(
             "/api/data-record-key-prefix", json={"prefix": "mine", "uri": "u"}
@@ -152,3 +151,63 @@ def test_bulk_refused_as_a_whole_before_streaming(anon):
     assert r.status_code == 401 and r.json()["status"] == 401
     r = anon.http.post("/api/module", json=[{"name": "m"}])
     assert r.status_code in (401, 405)
+
+
+def test_indexed_key_builds_and_drops_an_index(admin, tether):
+    import sqlalchemy as sa
+
+    admin.add("data-record-key-prefix", {"prefix": "sensor", "uri": "https://sensor.example"})
+    kid = admin.add(
+        "data-record-key",
+        {"prefix": "sensor", "key": "serial", "subtype": "string", "indexed": True},
+    )["resource-id"]
+
+    def index_names():
+        # Reflection skips expression indexes, so ask each database's catalogue.
+        query = (
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            if tether.engine.dialect.name == "sqlite"
+            else "SELECT indexname FROM pg_indexes WHERE tablename = 'resources'"
+        )
+        with tether.engine.connect() as conn:
+            return set(conn.execute(sa.text(query)).scalars())
+
+    made = index_names()
+    assert any(kid.split("/")[1].replace("-", "")[:24] in name for name in made)
+    # the index serves the filter, which still answers correctly
+    admin.add("data-record", {"sensor:serial": "A-1"})
+    admin.add("data-record", {"sensor:serial": "B-2"})
+    assert admin.search("data-record", filter="sensor:serial='A-1'")["count"] == 1
+    admin.delete(kid)
+    assert not any(kid.split("/")[1].replace("-", "")[:24] in n for n in index_names())
+    assert admin.search("data-record", filter="sensor:serial='A-1'")["count"] == 1
+
+
+def test_nuvla_client_on_metadata(live_server):
+    from nuvla.api import Api as NuvlaApi
+    from nuvla.api.resources.data import DataRecord
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    nuvla = NuvlaApi(live_server.url, persist_cookie=False)
+    nuvla.login_password("admin", ADMIN_PASSWORD)
+    nuvla.add("data-record-key-prefix", {"prefix": "eo", "uri": "https://eo.example"})
+    nuvla.add(
+        "data-record-key",
+        {"prefix": "eo", "key": "cloud", "subtype": "number", "name": "Cloud cover"},
+    )
+    records = DataRecord(nuvla)
+    rid = records.create(
+        {"name": "scene", "eo:cloud": 12.5},
+        "infrastructure-service/00000000-0000-4000-8000-000000000002",
+    )
+    assert rid.startswith("data-record/")
+    assert nuvla.get(rid).data["eo:cloud"] == 12.5
+    found = nuvla.search("data-record", filter="eo:cloud<20", select="name")
+    assert found.count == 1 and found.resources[0].data["name"] == "scene"
+    assert nuvla.search("data-record-key", filter="prefix='eo'").count == 1
+    assert nuvla.search("data-record-key-prefix").count == 1
+    ds = nuvla.add("data-set", {"name": "clear", "data-record-filter": "eo:cloud<20"})
+    assert nuvla.search("data-set").count == 1
+    out = nuvla.operation(nuvla.get(ds.data["resource-id"]), "resolve", {})
+    assert out.data["data-record"]["count"] == 1

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from tether import filters
 from tether.auth.identity import Identity
 from tether.auth.secretbox import load_server_key
 from tether.db.engine import make_engine, transaction
@@ -81,4 +82,7 @@ def build(settings: Settings) -> Tether:
     registry = default_registry()
     public_url = settings.public_url or f"http://{settings.host}:{settings.port}"
     storage = Storage(load_server_key(settings), public_url)
+    with transaction(engine) as conn:
+        # Indexes another process made: SQLite matches them only by their exact path.
+        filters.indexes.sync_indexed_keys(conn)
     return Tether(settings, engine, registry, ResourceService(engine, settings, registry, storage))
