@@ -150,3 +150,21 @@ def test_paging_goes_past_ten_thousand_limit_shape(make_user, tether):
     r = api.http.get("/api/module", params={"first": 1, "last": tether.settings.max_page_size + 1})
     assert r.status_code == 400
     assert str(tether.settings.max_page_size) in r.json()["message"]
+
+
+def test_fulltext_search_through_the_api(make_user):
+    api, _ = make_user("reader")
+    api.add("module", module("ocean-viewer", description="Shows sea surface temperature"))
+    api.add("module", module("map", tags=["seafloor", "bathymetry"]))
+    api.add("module", module("plain", description="nothing here"))
+    names = lambda f: sorted(r["name"] for r in api.search("module", filter=f)["resources"])  # noqa: E731
+    assert names("fulltext=='temperature'") == ["ocean-viewer"]
+    assert names("fulltext=='sea*'") == ["map", "ocean-viewer"]
+    assert names("description=='surface'") == ["ocean-viewer"]
+    assert names("fulltext=='bathymetry' or name='plain'") == ["map", "plain"]
+    # edits and deletions keep the index in step
+    rid = api.search("module", filter="name='plain'")["resources"][0]["id"]
+    api.edit(rid, {"description": "temperature too"})
+    assert names("fulltext=='temperature'") == ["ocean-viewer", "plain"]
+    api.delete(rid)
+    assert names("fulltext=='temperature'") == ["ocean-viewer"]

@@ -34,10 +34,15 @@ class Date:
     ``text`` is the instant in Tether's canonical form ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC,
     milliseconds), which is how ``created``/``updated`` are stored, so that comparing the
     canonical strings compares the instants. ``source`` is the literal as written.
+    ``exact`` is false when the literal has digits below the millisecond (``…00.0001Z``):
+    ``text`` is then the millisecond just before the instant, which no stored timestamp
+    can equal, and the compiler turns ``<`` into ``<=`` and ``>=`` into ``>`` so that the
+    comparison stays true to the instant.
     """
 
     text: str
     source: str
+    exact: bool = True
 
 
 # A literal operand. ``None`` is ``null``. Note that ``bool`` is a subclass of ``int``:

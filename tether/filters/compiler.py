@@ -47,7 +47,7 @@ from tether.filters.jsonsql import (
     doc_path,
     prefix_upper_bound,
 )
-from tether.filters.parser import MAX_COMPARISONS, parse_filter
+from tether.filters.parser import check_size, measure, parse_filter
 
 DIALECTS = frozenset({"sqlite", "postgresql"})
 
@@ -77,6 +77,11 @@ def column_for(attr: Attribute) -> sa.Column[Any] | None:
     return None
 
 
+# How an ordering against an instant strictly between two milliseconds (``Date.exact``
+# false) reads against the millisecond just below it.
+_BETWEEN_MILLISECONDS: dict[Ordering, Ordering] = {"<": "<=", "<=": "<=", ">": ">", ">=": ">"}
+
+
 def _binary(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     # PostgreSQL compares text by the database collation; "C" is code-point order, the
     # same as SQLite's default BINARY collation, so both databases agree.
@@ -97,7 +102,8 @@ def _split_values(values: tuple[Scalar, ...]) -> tuple[Values, bool]:
         elif isinstance(value, int | float):
             numbers.append(value)
         elif isinstance(value, Date):
-            strings.append(value.text)
+            if value.exact:  # an instant between two milliseconds equals no timestamp
+                strings.append(value.text)
         else:
             strings.append(value)
 
@@ -161,6 +167,9 @@ class _Compiler:
         operand: str | int | float
         if isinstance(value, Date):
             kind, operand = "date", value.text
+            if not value.exact:
+                # text is the millisecond just below the instant: t < instant iff t <= text.
+                ordering = _BETWEEN_MILLISECONDS[ordering]
         elif isinstance(value, str):
             kind, operand = "string", value
         elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -221,20 +230,13 @@ def where_clause(filters: list[str], dialect: str) -> ColumnElement[bool] | None
     """The AND of all non-blank filters over ``resources``; None when there are none.
 
     Raises FilterError for a filter that does not parse, with the column, or when the
-    filters together hold more than ``MAX_COMPARISONS`` comparisons.
+    filters together exceed the size limits of :func:`tether.filters.parser.check_size`.
     """
     texts = [f for f in filters if f and f.strip()]
     if not texts:
         return None
     if len(texts) > 1:
-        total = sum(_comparisons(parse_filter(t)) for t in texts)
-        if total > MAX_COMPARISONS:
-            raise FilterError(f"invalid filter: more than {MAX_COMPARISONS} comparisons in all")
+        sizes = [measure(parse_filter(t)) for t in texts]
+        check_size(sum(s[1] for s in sizes), sum(s[2] for s in sizes), " in all")
     parts = [compile_filter(t, dialect) for t in texts]
     return parts[0] if len(parts) == 1 else sa.and_(*parts)
-
-
-def _comparisons(node: Node) -> int:
-    from tether.filters.ast import walk
-
-    return sum(1 for n in walk(node) if not isinstance(n, And | Or | Not))

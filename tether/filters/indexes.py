@@ -2,10 +2,11 @@
 
 :func:`metadata_key_index_ddl` gives the statements that index one key path:
 
-- SQLite: a B-tree on ``(json_type(doc, P), json_extract(doc, P))``. The filter compiler
-  tests the type and the value of the same expressions, so an equality (and a range) on
-  the key is an index search, and the "or an array element matches" branch is an index
-  search on ``json_type = 'array'``, letting SQLite answer the whole OR from the index.
+- SQLite: a B-tree on ``(json_type(doc, P), json_extract(doc, P))`` plus a partial index
+  of the rows where the key holds an array. The filter compiler tests the type and the
+  value of the same expressions, so an equality (and a range) on the key is an index
+  search, and the "or an array element matches" branch is a search of the partial
+  index, letting SQLite answer the whole OR from indexes.
 - PostgreSQL: a GIN index (``jsonb_path_ops``) on ``doc #> '{a,b}'``, which serves the
   containment test ``(doc #> path) @> value`` the compiler uses for ``=`` and value lists,
   for scalars and arrays alike.
@@ -37,7 +38,8 @@ from tether.errors import FilterError
 
 # Names of the indexes this module creates start with this, so they can be found again.
 INDEX_PREFIX = "ixm_"
-_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,50}")
+_ARRAYS_SUFFIX = "_arrays"
 # Exactly what sqlite_json_path produces for validated segments.
 _SQLITE_PATH_RE = re.compile(r"""json_extract\(doc, '(\$(?:\."[A-Za-z][A-Za-z0-9_.:\-]*")+)'\)""")
 _SEGMENT_RE = re.compile(r'\."([^"]*)"')
@@ -109,28 +111,48 @@ def index_name(name: str) -> str:
     return _validated_name(name)
 
 
-def metadata_key_index_ddl(key_path: str, dialect: str, name: str) -> list[str]:
-    """The statements that create an index on one metadata key path (``a/b``, ``ns:key``)."""
+def metadata_key_index_ddl(
+    key_path: str, dialect: str, name: str, concurrently: bool = False
+) -> list[str]:
+    """The statements that create an index on one metadata key path (``a/b``, ``ns:key``).
+
+    ``concurrently`` (PostgreSQL) builds the index without blocking writes; such a
+    statement must run outside a transaction (autocommit).
+    """
     path = _validated_path(key_path)
     full_name = _validated_name(name)
     if dialect == "postgresql":
         array = "{" + ",".join(f'"{segment}"' for segment in path) + "}"
+        how = "CONCURRENTLY " if concurrently else ""
         return [
-            f'CREATE INDEX IF NOT EXISTS "{full_name}" ON resources '
+            f'CREATE INDEX {how}IF NOT EXISTS "{full_name}" ON resources '
             f"USING gin ((doc #> '{array}'::text[]) jsonb_path_ops)"
         ]
     from tether.filters.jsonsql import sqlite_json_path
 
     json_path = sqlite_json_path(path)
+    json_type = f"json_type(doc, '{json_path}')"
     return [
         f'CREATE INDEX IF NOT EXISTS "{full_name}" ON resources '
-        f"(json_type(doc, '{json_path}'), json_extract(doc, '{json_path}'))"
+        f"({json_type}, json_extract(doc, '{json_path}'))",
+        # The documents where the key holds an array, for the "any element" branch. A
+        # partial index stays tiny when arrays are rare, and its statistics say so; with
+        # the main index alone, SQLite's statistics make "json_type = 'array'" look like
+        # a scan when every value has the same type, and it would scan the table.
+        f'CREATE INDEX IF NOT EXISTS "{full_name}{_ARRAYS_SUFFIX}" ON resources '
+        f"({json_type}) WHERE {json_type} = 'array'",
     ]
 
 
 def metadata_key_index_drop_ddl(name: str, dialect: str) -> list[str]:
     """The statements that drop an index made by :func:`metadata_key_index_ddl`."""
-    return [f'DROP INDEX IF EXISTS "{_validated_name(name)}"']
+    full_name = _validated_name(name)
+    if dialect == "postgresql":
+        return [f'DROP INDEX IF EXISTS "{full_name}"']
+    return [
+        f'DROP INDEX IF EXISTS "{full_name}"',
+        f'DROP INDEX IF EXISTS "{full_name}{_ARRAYS_SUFFIX}"',
+    ]
 
 
 def create_metadata_key_index(conn: Connection, key_path: str, name: str) -> None:

@@ -12,6 +12,12 @@ Both dialects implement the same semantics (DESIGN §6, documented in
   strings with strings (code-point order, i.e. binary), booleans with booleans; a date
   literal compares with strings in Tether's canonical UTC form only.
 
+SQLite tests ``json_type``/``json_extract`` of the path for a scalar, and ``json_each`` for
+the elements of an array. PostgreSQL uses jsonb containment (``(doc #> path) @> v``) for
+equality, which covers scalars and arrays at once, and for ordering and prefixes a CASE
+on ``jsonb_typeof`` that runs plain SQL on a scalar and a jsonpath program over the
+elements of an array.
+
 The path is always a bound parameter — a JSON path string ``$."a"."b"`` on SQLite, a
 ``text[]`` for ``#>`` on PostgreSQL — except on SQLite for keys an admin indexed
 (:mod:`tether.filters.indexes`): SQLite matches an expression index only against the same
@@ -22,6 +28,7 @@ each statement with its parameter values and matches indexes with bound paths.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -42,6 +49,9 @@ CANONICAL_GLOB = (
 CANONICAL_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
 
 _SQLITE_NUMBER = ("integer", "real")
+# First characters of the text PostgreSQL gives for JSON values that are not strings
+# (numbers, true, false, arrays, objects; null has no text).
+_NON_STRING_STARTS = frozenset("-0123456789tf[{")
 
 
 def sqlite_json_path(path: tuple[str, ...]) -> str:
@@ -72,6 +82,10 @@ def bind(value: Any, type_: Any = None) -> ColumnElement[Any]:
     return sa.bindparam(None, value, type_=type_)
 
 
+# A test on one candidate, given its JSON type and value expressions.
+Condition: TypeAlias = Callable[[ColumnElement[Any], ColumnElement[Any]], ColumnElement[bool]]
+
+
 @dataclass(frozen=True)
 class Values:
     """The literal operands of an equality or value list, sorted by JSON type."""
@@ -98,7 +112,7 @@ class SQLiteDoc:
     def _elements(self) -> Any:
         return sa.func.json_each(resources.c.doc, self.path).table_valued("type", "value").alias()
 
-    def _any(self, cond: Any) -> ColumnElement[bool]:
+    def _any(self, cond: Condition) -> ColumnElement[bool]:
         """``cond(type, value)`` holds for the scalar or for some element of the array."""
         each = self._elements()
         in_array = sa.exists().select_from(each).where(cond(each.c.type, each.c.value))
@@ -161,10 +175,26 @@ class PostgresDoc:
     """Predicates on the value at one path of ``resources.doc`` in PostgreSQL (JSONB)."""
 
     def __init__(self, path: tuple[str, ...]) -> None:
-        self.value: ColumnElement[Any] = resources.c.doc.op("#>", return_type=JSONB)(
-            bind(list(path), ARRAY(sa.Text))
-        )
+        self.path = bind(list(path), ARRAY(sa.Text))
+        self.value: ColumnElement[Any] = resources.c.doc.op("#>", return_type=JSONB)(self.path)
         self.type: ColumnElement[Any] = sa.func.jsonb_typeof(self.value)
+        # The value as text (a string's contents), compared in code-point order.
+        self.text: ColumnElement[Any] = resources.c.doc.op("#>>", return_type=sa.Text)(
+            self.path
+        ).collate("C")
+
+    def _scalar_or_elements(
+        self, json_type: str, scalar: ColumnElement[bool], program: str, operand: Any
+    ) -> ColumnElement[bool]:
+        # One CASE on the JSON type: PostgreSQL evaluates the type once per row, a scalar
+        # of that type takes the plain SQL test, and only arrays pay for running a
+        # jsonpath program over their elements (every extra "doc #> path" costs a walk
+        # of the document, which is what dominates these filters).
+        in_array = self._path_exists(program, operand)
+        condition: ColumnElement[bool] = sa.case(
+            {json_type: scalar, "array": in_array}, value=self.type, else_=sa.false()
+        )
+        return condition
 
     def _contains(self, value: Any) -> ColumnElement[bool]:
         # jsonb containment: a scalar contains an equal scalar, an array contains it when
@@ -188,13 +218,34 @@ class PostgresDoc:
     def compare(self, op: Ordering, kind: Kind, operand: str | int | float) -> ColumnElement[bool]:
         json_type = "number" if kind == "number" else "string"
         guard = f'@.type() == "{json_type}"'
+        scalar: ColumnElement[bool]
+        if kind == "number":
+            # jsonb compares numbers numerically (the CASE has checked the type).
+            scalar = self.value.op(op)(bind(operand, JSONB))
+        else:
+            scalar = self.text.op(op)(operand)
         if kind == "date":
             guard += f' && @ like_regex "{CANONICAL_REGEX.replace(chr(92), chr(92) * 2)}"'
-        # String comparison in jsonpath is by code point, like SQLite's binary collation.
-        return self._path_exists(f"lax $ ? ({guard} && @ {op} $v)", operand)
+            scalar = sa.and_(self.text.op("~")(CANONICAL_REGEX), scalar)
+        # String comparison in jsonpath is by code point, like COLLATE "C" and SQLite.
+        program = f"lax $ ? ({guard} && @ {op} $v)"
+        return self._scalar_or_elements(json_type, scalar, program, operand)
 
     def prefix(self, prefix: str) -> ColumnElement[bool]:
-        return self._path_exists('lax $ ? (@.type() == "string" && @ starts with $v)', prefix)
+        # starts_with compares code points (no wildcards, no collation).
+        program = 'lax $ ? (@.type() == "string" && @ starts with $v)'
+        if not prefix or prefix[0] in _NON_STRING_STARTS:
+            scalar = sa.func.starts_with(self.text, prefix)
+            return self._scalar_or_elements("string", scalar, program, prefix)
+        # Fast path for the usual prefix. "doc #>> path" is the text of any JSON value, and
+        # only a string's text can start with this character, so no type test is needed;
+        # an array's text starts with "[", which gates the (rare) array branch.
+        in_array = sa.and_(
+            sa.func.starts_with(self.text, "["),
+            self.type == "array",
+            self._path_exists(program, prefix),
+        )
+        return sa.or_(sa.func.starts_with(self.text, prefix), in_array)
 
     def sort_keys(self) -> tuple[ColumnElement[Any], ColumnElement[Any], ColumnElement[Any]]:
         rank = sa.case(
@@ -209,13 +260,7 @@ class PostgresDoc:
             (self.type == "boolean", sa.case((self.value == bind(True, JSONB), 1), else_=0)),
             else_=None,
         )
-        string = sa.case(
-            (
-                self.type == "string",
-                self.value.op("#>>", return_type=sa.Text)(bind([], ARRAY(sa.Text))),
-            ),
-            else_=None,
-        ).collate("C")
+        string = sa.case((self.type == "string", self.text), else_=None)
         return rank, number, string
 
 
@@ -231,5 +276,6 @@ def doc_path(path: tuple[str, ...], dialect: str) -> DocPath:
 
 def _eq_or_in(expr: ColumnElement[Any], values: tuple[Any, ...]) -> ColumnElement[bool]:
     if len(values) == 1:
-        return expr == values[0]
+        equal: ColumnElement[bool] = expr == values[0]
+        return equal
     return expr.in_(values)

@@ -10,8 +10,9 @@ say is checked here, with the column of the offending token:
 - strings may not contain NUL or lone surrogates (no database can store them);
 - WKT geometries must parse (``wkt.lark``);
 - size limits: a filter is at most :data:`MAX_FILTER_LENGTH` characters, nests at most
-  :data:`MAX_DEPTH` levels and has at most :data:`MAX_COMPARISONS` comparisons, so that
-  no filter can exhaust the recursion limit or a database's expression-depth limit.
+  :data:`MAX_DEPTH` levels, has at most :data:`MAX_COMPARISONS` comparisons and
+  :data:`MAX_VALUES` literal values, so that no filter can exhaust the recursion limit,
+  a database's expression-depth limit or its limit on bound parameters.
 
 Columns are 1-based character offsets into the whole filter text.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,11 +48,15 @@ from tether.filters.ast import (
     Scalar,
     walk,
 )
+from tether.filters.fulltext import query_terms
 
 MAX_FILTER_LENGTH = 65536
 MAX_DEPTH = 64
 MAX_COMPARISONS = 512
 MAX_LIST_VALUES = 1024
+# Literal values in all comparisons and lists together: keeps every statement far below
+# SQLite's and PostgreSQL's limits on bound parameters (250,000 and 65,535).
+MAX_VALUES = 4096
 
 # Attributes that ``==`` (full text) accepts; ``fulltext`` means the whole document.
 FULLTEXT_ATTRIBUTES = frozenset({"fulltext", "name", "description", "tags"})
@@ -67,7 +72,7 @@ _EXPECTED_NAMES: dict[str, str] = {
     "TRUE": "a value",
     "FALSE": "a value",
     "NULL": "a value",
-    "_LSQB": "a value",
+    "LSQB": "a value",
     "OP": "an operator",
     "GEO_OP": "an operator",
     "_AND": "'and'",
@@ -165,12 +170,15 @@ def parse_date(text: str, position: int = 0) -> Date:
         fail(position, f"invalid date {_show(text)}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        # Stored timestamps have milliseconds; finer digits only say whether the instant
+        # lies strictly between two milliseconds (see Date.exact).
+        digits = fraction or ""
+        micros = int(digits[:3].ljust(3, "0")) * 1000
         offset = timedelta(0)
         if zone and zone != "Z":
             sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            hours, minutes = int(digits[:2]), int(digits[2:])
+            zone_digits = zone[1:].replace(":", "")
+            hours, minutes = int(zone_digits[:2]), int(zone_digits[2:])
             if hours > 23 or minutes > 59:
                 raise ValueError("bad offset")
             offset = sign * timedelta(hours=hours, minutes=minutes)
@@ -183,13 +191,13 @@ def parse_date(text: str, position: int = 0) -> Date:
             int(second or 0),
             micros,
             tzinfo=timezone(offset),
-        ).astimezone(timezone.utc)
+        ).astimezone(UTC)
     except (ValueError, OverflowError):
         fail(position, f"invalid date {_show(text)}")
     canonical = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     if len(canonical) != 24:  # years before 1000 are not zero-padded by every platform
         fail(position, f"invalid date {_show(text)}")
-    return Date(canonical, text)
+    return Date(canonical, text, exact=not digits[3:].strip("0"))
 
 
 def _number(token: Token) -> int | float:
@@ -268,11 +276,12 @@ class _Builder(Transformer[Token, Node]):
         return Not(items[0])
 
     def value_list(self, items: list[Token | None]) -> _ValueList:
-        tokens = tuple(t for t in items if t is not None)
+        bracket = items[0]
+        assert bracket is not None  # the grammar keeps the opening bracket
+        position = bracket.start_pos or 0
+        tokens = tuple(t for t in items[1:] if t is not None)
         if len(tokens) > MAX_LIST_VALUES:
-            fail(tokens[0].start_pos or 0, f"a value list holds at most {MAX_LIST_VALUES} values")
-        # The list's own position is not kept by lark; its first value is close enough.
-        position = (tokens[0].start_pos or 1) - 1 if tokens else 0
+            fail(position, f"a value list holds at most {MAX_LIST_VALUES} values")
         return _ValueList(tokens, position)
 
     def attribute_first(self, items: list[Any]) -> Node:
@@ -306,7 +315,12 @@ def _comparison(attribute: Token, op: Token, operand: Token | _ValueList, flippe
                 attribute.start_pos or 0,
                 "full-text search ('==') works on fulltext, name, description and tags",
             )
-        return FullText(attr, _unescape(operand))
+        query = _unescape(operand)
+        try:
+            query_terms(query)
+        except FilterError as exc:
+            fail(position, exc.message)
+        return FullText(attr, query)
     compare_op = _OPS[str(op)]
     if flipped:
         compare_op = FLIPPED[compare_op]
@@ -363,8 +377,9 @@ def _accepts(exc: UnexpectedToken) -> set[str]:
     """
     try:
         if exc.interactive_parser is not None:
-            return set(exc.interactive_parser.accepts())
-    except Exception:  # noqa: BLE001 - only improves the message; the fallback is fine
+            accepted: set[str] = exc.interactive_parser.accepts()  # type: ignore[no-untyped-call]
+            return set(accepted)
+    except Exception:  # only improves the message; the fallback below is fine
         pass
     return set(exc.expected)
 
@@ -377,33 +392,48 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> NoReturn:
             fail(len(text), f"expected {expected}, got the end of the filter")
         fail(token.start_pos or 0, f"expected {expected}, got {_show(str(token))}")
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream]
+        position = exc.pos_in_stream or 0
+        char = text[position]
         if char in "'\"":
-            fail(exc.pos_in_stream, "unterminated string")
+            fail(position, "unterminated string")
         allowed = exc.allowed or set()
         fail(
-            exc.pos_in_stream,
+            position,
             f"expected {_expected(allowed)}, got unexpected character {_show(char)}",
         )
     fail(getattr(exc, "pos_in_stream", 0) or 0, "syntax error")
 
 
-def _check_shape(node: Node) -> None:
-    """Rejects trees too deep or too large to compile safely (iteratively, never recursing)."""
-    comparisons = 0
+def measure(node: Node) -> tuple[int, int, int]:
+    """(depth, comparisons, literal values) of a tree, iteratively (trees can be deep)."""
+    deepest = comparisons = values = 0
     stack: list[tuple[Node, int]] = [(node, 1)]
     while stack:
         current, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise FilterError(f"invalid filter: nested more than {MAX_DEPTH} levels deep")
+        deepest = max(deepest, depth)
         if isinstance(current, And | Or):
             stack.extend((item, depth + 1) for item in current.items)
         elif isinstance(current, Not):
             stack.append((current.item, depth + 1))
         else:
             comparisons += 1
+            values += len(current.values) if isinstance(current, InList) else 1
+    return deepest, comparisons, values
+
+
+def check_size(comparisons: int, values: int, scope: str = "") -> None:
+    """FilterError beyond the comparison and value limits (they bound the SQL's size)."""
     if comparisons > MAX_COMPARISONS:
-        raise FilterError(f"invalid filter: more than {MAX_COMPARISONS} comparisons")
+        raise FilterError(f"invalid filter: more than {MAX_COMPARISONS} comparisons{scope}")
+    if values > MAX_VALUES:
+        raise FilterError(f"invalid filter: more than {MAX_VALUES} values{scope}")
+
+
+def _check_shape(node: Node) -> None:
+    depth, comparisons, values = measure(node)
+    if depth > MAX_DEPTH:
+        raise FilterError(f"invalid filter: nested more than {MAX_DEPTH} levels deep")
+    check_size(comparisons, values)
 
 
 @lru_cache(maxsize=2048)
@@ -418,7 +448,7 @@ def parse_filter(text: str) -> Node:
     if not text.strip():
         raise FilterError("invalid filter at column 1: the filter is empty")
     try:
-        node: Node = _parser.parse(text)
+        node: Node = _parser.parse(text)  # type: ignore[assignment]  # built by _Builder
     except UnexpectedInput as exc:
         _syntax_error(text, exc)
     _check_shape(node)
@@ -431,8 +461,13 @@ _ATTRIBUTE_RE = re.compile(
 )
 
 
+_KEYWORDS = frozenset({"and", "or", "not", "true", "false", "null"})
+
+
 def parse_attribute(text: str, what: str = "attribute") -> Attribute:
     """Validates one attribute name (for orderby, select, aggregations) by the grammar's rule."""
+    if text in _KEYWORDS:
+        raise FilterError(f"invalid {what} {_show(text)}: a keyword is not an attribute")
     if _ATTRIBUTE_RE.fullmatch(text) is None:
         for i, ch in enumerate(text):
             # Point at the first character that cannot start or continue a term.
@@ -442,4 +477,4 @@ def parse_attribute(text: str, what: str = "attribute") -> Attribute:
     return Attribute(tuple(text.split("/")))
 
 
-__all__ = ["Node", "parse_attribute", "parse_date", "parse_filter", "walk"]
+__all__ = ["Node", "check_size", "measure", "parse_attribute", "parse_date", "parse_filter", "walk"]
