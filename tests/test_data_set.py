@@ -35,7 +35,7 @@ def _object(api, name, data, ready=True):
 
 @pytest.fixture
 def world(make_user):
-    alice, alice_id = make_user("alice")
+    alice, _alice_id = make_user("alice")
     bob, _ = make_user("bob")
     objs = [_object(alice, f"obs-{i}", f"row,{i}\n".encode()) for i in range(3)]
     pending = _object(alice, "obs-pending", b"x", ready=False)
@@ -65,7 +65,7 @@ def test_filters_validated_when_saved(make_user):
 
 
 def test_resolve_only_what_the_caller_sees(world):
-    alice, bob, sid, objs, pending, hidden = world
+    alice, bob, sid, _objs, _pending, _hidden = world
     out = alice.http.post(
         f"/api/{sid}/resolve", json={"aggregation": ["terms:state"], "first": 1, "last": 2}
     ).json()
@@ -83,7 +83,7 @@ def test_resolve_only_what_the_caller_sees(world):
 
 
 def test_download_urls_manifest(world, anon):
-    alice, _, sid, objs, pending, hidden = world
+    alice, _, sid, objs, _pending, _hidden = world
     r = alice.http.post(f"/api/{sid}/download-urls", json={})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     lines = [orjson.loads(x) for x in r.content.splitlines()]
@@ -97,7 +97,7 @@ def test_download_urls_manifest(world, anon):
 
 
 def test_snapshot_is_immutable_and_reproducible(world):
-    alice, _, sid, objs, pending, hidden = world
+    alice, _, sid, objs, _pending, _hidden = world
     r = alice.http.post(f"/api/{sid}/snapshot", json={})
     assert r.status_code == 201, r.text
     snap = r.json()

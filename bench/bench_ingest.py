@@ -1,0 +1,203 @@
+"""Bulk ingest of data-records next to a raw batched INSERT, and ``resolve`` next to SQL.
+
+Streams N records (NDJSON) into ``tether serve``, then inserts the same rows with a plain
+batched INSERT into the same database; then times a data set's ``resolve`` (a page of 20
+with its count, in-process) next to the same query written by hand. Reports the server's
+peak RSS during the ingest.
+
+    .venv/bin/python -m bench.bench_ingest [--records 1000000] [--db sqlite|postgresql|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import sqlalchemy as sa
+
+from bench.bench_api import PASSWORD, peak_rss_mib, start_server
+from tests.pg import fresh_database
+from tether.auth.identity import Identity, user_claims
+from tether.core import build
+from tether.db.engine import make_engine
+from tether.db.tables import resource_principals, resources
+from tether.resources.bootstrap import ADMIN_ID
+from tether.settings import Settings
+
+STAMP = "2026-11-22T00:00:00.000Z"
+
+
+def record(i: int, prefix: str) -> dict[str, object]:
+    return {
+        "id": f"data-record/{prefix}{i}",
+        "name": f"record {i}",
+        "bench:value": i,
+        "location": [(i % 360) - 180, (i % 180) - 90],
+        "tags": ["bench", f"group-{i % 100}"],
+    }
+
+
+def lines(n: int) -> Iterator[bytes]:
+    batch: list[bytes] = []
+    for i in range(n):
+        batch.append(orjson.dumps(record(i, "r")))
+        if len(batch) == 1000:
+            yield b"\n".join(batch) + b"\n"
+            batch.clear()
+    if batch:
+        yield b"\n".join(batch) + b"\n"
+
+
+def ingest(url: str, n: int) -> tuple[float, int]:
+    with httpx.Client(base_url=url, timeout=None) as c:
+        c.post(
+            "/api/session",
+            json={
+                "template": {
+                    "href": "session-template/password",
+                    "username": "admin",
+                    "password": PASSWORD,
+                }
+            },
+        ).raise_for_status()
+        c.post(
+            "/api/data-record-key-prefix", json={"prefix": "bench", "uri": "https://bench.example"}
+        ).raise_for_status()
+        c.post(
+            "/api/data-record-key",
+            json={"prefix": "bench", "key": "value", "subtype": "integer", "indexed": True},
+        )
+        start = time.perf_counter()
+        created = 0
+        with c.stream(
+            "POST",
+            "/api/data-record",
+            content=lines(n),
+            headers={"content-type": "application/x-ndjson"},
+        ) as r:
+            for line in r.iter_lines():
+                if line and orjson.loads(line)["status"] == 201:
+                    created += 1
+        return time.perf_counter() - start, created
+
+
+def raw_insert(db_url: str, n: int) -> float:
+    engine = make_engine(db_url)
+    start = time.perf_counter()
+    for first in range(0, n, 1000):
+        rows, principals = [], []
+        for i in range(first, min(first + 1000, n)):
+            doc = record(i, "raw") | {
+                "resource-type": "data-record",
+                "created": STAMP,
+                "updated": STAMP,
+                "created-by": ADMIN_ID,
+                "updated-by": ADMIN_ID,
+                "acl": {"owners": [ADMIN_ID]},
+            }
+            rows.append(
+                {
+                    "id": doc["id"],
+                    "collection": "data-record",
+                    "doc": doc,
+                    "state": None,
+                    "created": STAMP,
+                    "updated": STAMP,
+                    "version": 1,
+                    "unique_key": None,
+                }
+            )
+            principals.append({"resource_id": doc["id"], "principal": ADMIN_ID})
+        with engine.begin() as conn:
+            conn.execute(resources.insert(), rows)
+            conn.execute(resource_principals.insert(), principals)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def resolve_vs_sql(data_dir: str, db_url: str | None, n: int) -> tuple[float, float]:
+    settings = Settings.load({"data_dir": data_dir, "database_url": db_url or ""}, environ={})
+    tether = build(settings)
+    admin = Identity(user_claims(ADMIN_ID, {"group/tether-admin"}), ADMIN_ID)
+    low, high = n // 2, n // 2 + 100
+    sid = tether.resources.add(
+        admin, "data-set", {"data-record-filter": f"bench:value>={low} and bench:value<{high}"}, ""
+    ).body["resource-id"]
+    dialect = tether.engine.dialect.name
+    value = sa.literal_column(
+        "CAST(doc #>> '{bench:value}' AS numeric)"
+        if dialect == "postgresql"
+        else "json_extract(doc, '$.\"bench:value\"')"
+    )
+    hand = (
+        sa.select(resources.c.doc, sa.func.count().over())
+        .where(resources.c.collection == "data-record", value >= low, value < high)
+        .order_by(resources.c.created, resources.c.id)
+        .limit(20)
+    )
+
+    def timed(fn: object, runs: int = 30) -> float:
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()  # type: ignore[operator]
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples)
+
+    def via_tether() -> None:
+        out = tether.resources.operation(admin, sid, "resolve", {"kinds": ["data-record"]}, "")
+        assert out.body["data-record"]["count"] == 200  # ingested and raw rows
+
+    def via_sql() -> None:
+        with tether.engine.connect() as conn:
+            rows = conn.execute(hand).all()
+        assert rows[0][1] == 200
+
+    result = timed(via_tether), timed(via_sql)
+    tether.close()
+    return result
+
+
+def run(label: str, db_url: str | None, n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = os.path.join(tmp, "data")
+        proc, url = start_server(data_dir, db_url)
+        try:
+            elapsed, created = ingest(url, n)
+            rss = peak_rss_mib(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        url_db = db_url or f"sqlite:///{os.path.join(data_dir, 'tether.db')}"
+        raw = raw_insert(url_db, n)
+        tether_resolve, sql_resolve = resolve_vs_sql(data_dir, db_url, n)
+        print(f"## {label}: {n} records")
+        print(f"tether ingest {elapsed:7.1f} s ({created / elapsed:8.0f}/s), created {created}")
+        print(f"raw INSERT    {raw:7.1f} s ({n / raw:8.0f}/s)   ratio {raw / elapsed:.2f}")
+        print(f"server peak RSS during ingest {rss:.0f} MiB")
+        print(
+            f"resolve {tether_resolve * 1e3:.2f} ms, hand SQL {sql_resolve * 1e3:.2f} ms, "
+            f"ratio {tether_resolve / sql_resolve:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    if args.db in ("sqlite", "both"):
+        run("SQLite", None, args.records)
+    if args.db in ("postgresql", "both"):
+        run("PostgreSQL", fresh_database(), args.records)
+
+
+if __name__ == "__main__":
+    main()
