@@ -12,7 +12,7 @@ the median of ``--repeat`` runs (after one warm-up) is reported.
     .venv/bin/python bench/bench_filters.py --docs 100000 --dialect sqlite
 
 PostgreSQL: ``TETHER_BENCH_PG_URL`` if set, else a throwaway server (tests/pg.py).
-Results are written as Markdown to ``--out`` (default docs/benchmarks-filters.md).
+Results are written as Markdown to ``--out`` (default: a file to paste into docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dialect", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--out", default="docs/benchmarks-filters.md")
+    parser.add_argument("--out", default="bench-filters.md")
     args = parser.parse_args()
     dialects = ["sqlite", "postgresql"] if args.dialect == "both" else [args.dialect]
     report: dict[str, list[dict[str, Any]]] = {}

@@ -104,3 +104,14 @@ def test_keyword_path_segments_are_attributes(db: Db) -> None:
 def test_parse_is_cached() -> None:
     first = filters.parse_filter("size=10 and name='a'")
     assert filters.parse_filter("size=10 and name='a'") is first
+
+
+def test_attribute_equals_needs_no_quoting(db: Db) -> None:
+    condition = filters.attribute_equals("name", "zeta'quote", db.dialect)
+    with db.engine.connect() as conn:
+        found = {r[0] for r in conn.execute(sa.select(resources.c.id).where(condition))}
+    assert found == {"thing/06"}
+    nested = filters.attribute_equals("owner/name", "bob", db.dialect)
+    with db.engine.connect() as conn:
+        found = {r[0] for r in conn.execute(sa.select(resources.c.id).where(nested))}
+    assert found == {"thing/02", "thing/12"}

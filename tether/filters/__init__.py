@@ -7,7 +7,10 @@ Public API (stable; the search service codes against it):
   ``tether.db.tables.resources`` (AND-joined), or None when there are none;
 - :func:`order_clauses` — ``orderby`` params → ORDER BY expressions ending in ``id``;
 - :func:`parse_select` — ``select`` params → attribute names, or None for all;
-- :func:`aggregations` — ``aggregation`` params → Elasticsearch-like results, in SQL.
+- :func:`aggregations` — ``aggregation`` params → Elasticsearch-like results, in SQL;
+- :func:`attribute_equals` — ``name=value`` for server code, without building filter text;
+- :mod:`tether.filters.indexes` — indexes on metadata keys; :mod:`tether.filters.fulltext`
+  — the DDL of the text index.
 
 Every function raises :class:`tether.errors.FilterError` (HTTP 400) for bad input, and
 nothing else for anything a client can send.
@@ -55,7 +58,7 @@ from __future__ import annotations
 
 from tether.filters import indexes
 from tether.filters.ast import Node
-from tether.filters.compiler import compile_filter, where_clause
+from tether.filters.compiler import attribute_equals, compile_filter, compile_node, where_clause
 from tether.filters.params import MAX_BUCKETS, aggregations, order_clauses, parse_select
 from tether.filters.parser import parse_attribute, parse_filter
 
@@ -63,7 +66,9 @@ __all__ = [
     "MAX_BUCKETS",
     "Node",
     "aggregations",
+    "attribute_equals",
     "compile_filter",
+    "compile_node",
     "indexes",
     "order_clauses",
     "parse_attribute",

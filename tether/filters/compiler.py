@@ -226,6 +226,16 @@ def compile_node(node: Node, dialect: str) -> ColumnElement[bool]:
     return _Compiler(check_dialect(dialect)).node(node)
 
 
+def attribute_equals(name: str, value: Scalar, dialect: str) -> ColumnElement[bool]:
+    """``name=value`` with the filter semantics, without writing (and quoting) filter text.
+
+    For server code that needs a lookup by a value it did not validate (an id, a prefix):
+    building ``f"user='{value}'"`` breaks on a quote in the value.
+    """
+    attr = Attribute(tuple(name.split("/")))
+    return compile_node(Compare(attr, "=", value), dialect)
+
+
 def where_clause(filters: list[str], dialect: str) -> ColumnElement[bool] | None:
     """The AND of all non-blank filters over ``resources``; None when there are none.
 

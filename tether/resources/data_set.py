@@ -174,8 +174,7 @@ def _readable_objects(ctx: Context, doc: Doc) -> Iterator[Doc]:
     where = _member_where(ctx, doc, "data-object")
     if where is None:
         return
-    ready = filters.where_clause(["state='READY'"], ctx.conn.dialect.name)
-    assert ready is not None
+    ready = filters.attribute_equals("state", "READY", ctx.conn.dialect.name)
     after: tuple[str, str] | None = None
     while True:
         with transaction(ctx.engine) as conn:

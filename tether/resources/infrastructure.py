@@ -93,7 +93,7 @@ class InfrastructureServiceKind(ResourceKind):
     def before_delete(
         self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
     ) -> Doc | None:
-        where = filters.where_clause([f"parent='{doc['id']}'"], ctx.conn.dialect.name)
+        where = filters.attribute_equals("parent", doc["id"], ctx.conn.dialect.name)
         where_parent = store.matching_rows(ctx.conn, "credential", None, where)
         if where_parent:
             raise Conflict(

@@ -48,7 +48,7 @@ class DataRecordKeyPrefixKind(ResourceKind):
     def before_delete(
         self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
     ) -> Doc | None:
-        where = filters.where_clause([f"prefix='{doc['prefix']}'"], ctx.conn.dialect.name)
+        where = filters.attribute_equals("prefix", doc["prefix"], ctx.conn.dialect.name)
         if store.matching_rows(ctx.conn, "data-record-key", None, where):
             raise Conflict(f"prefix '{doc['prefix']}' still has registered keys", doc["id"])
         return None

@@ -111,7 +111,7 @@ class UserKind(ResourceKind):
         if doc.get("username") == "admin":
             raise Conflict("the built-in admin account cannot be deleted", doc["id"])
         # A deleted user's sessions end with it.
-        where = filters.where_clause([f"user='{doc['id']}'"], ctx.conn.dialect.name)
+        where = filters.attribute_equals("user", doc["id"], ctx.conn.dialect.name)
         sessions = store.matching_rows(ctx.conn, "session", None, where)
         store.delete_many(ctx.conn, [s.doc["id"] for s in sessions])
         return None
@@ -162,6 +162,6 @@ class GroupKind(ResourceKind):
 
 def claims_of(ctx: Context, user_id: str) -> frozenset[str]:
     """The claims of a user now: itself, the built-in groups, and every group it is in."""
-    where = filters.where_clause([f"users='{user_id}'"], ctx.conn.dialect.name)
+    where = filters.attribute_equals("users", user_id, ctx.conn.dialect.name)
     groups = {row.doc["id"] for row in store.matching_rows(ctx.conn, "group", None, where)}
     return user_claims(user_id, groups)
