@@ -42,7 +42,15 @@ def proxied(admin, seaweed):
         yield proxy, cid
 
 
-def _new(api, cid, bucket="faults-bucket", **extra):
+def _unique(name):
+    # One SeaweedFS serves every test: bucket names must not repeat between runs.
+    import uuid
+
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def _new(api, cid, bucket=None, **extra):
+    bucket = bucket or _unique("faults")
     return api.http.post(
         "/api/data-object",
         json={
@@ -67,7 +75,7 @@ def test_store_down_at_create_creates_nothing(admin, proxied, mode, status):
     assert _new(admin, cid).status_code == 201
 
 
-def _uploaded(api, cid, data=b"some bytes", bucket="faults-bucket"):
+def _uploaded(api, cid, data=b"some bytes", bucket=None):
     rid = _new(api, cid, bucket=bucket).json()["resource-id"]
     signed = api.http.post(f"/api/{rid}/upload", json={}).json()
     assert httpx.put(signed["uri"], content=data, headers=signed["headers"]).status_code == 200
@@ -77,7 +85,8 @@ def _uploaded(api, cid, data=b"some bytes", bucket="faults-bucket"):
 
 def test_delete_while_store_refuses_is_finished_by_a_job(admin, proxied, tether, seaweed):
     proxy, cid = proxied
-    rid = _uploaded(admin, cid, bucket="retry-bucket")
+    retry_bucket = _unique("retry")
+    rid = _uploaded(admin, cid, bucket=retry_bucket)
     proxy.set_mode(REFUSE)
     r = admin.http.delete(f"/api/{rid}")
     assert r.status_code == 202 and "DELETING" in r.json()["message"]
@@ -92,7 +101,7 @@ def test_delete_while_store_refuses_is_finished_by_a_job(admin, proxied, tether,
     assert worker.run_once()["state"] == "SUCCESS"
     admin.get(rid, status=404)
     driver = make_driver("s3", seaweed.service(), seaweed.secrets())
-    assert driver.head("retry-bucket", rid.split("/")[1]) is None
+    assert driver.head(retry_bucket, rid.split("/")[1]) is None
 
 
 def test_blackholed_store_times_out_504(admin, seaweed):
@@ -121,7 +130,7 @@ def test_blackholed_store_times_out_504(admin, seaweed):
             },
         )["resource-id"]
         proxy.set_mode(BLACKHOLE)
-        r = _new(admin, cid, bucket="blackhole-bucket")
+        r = _new(admin, cid, bucket=_unique("blackhole"))
         assert r.status_code == 504, r.text
         assert admin.search("data-object", last=0)["count"] == 0
 
@@ -129,16 +138,17 @@ def test_blackholed_store_times_out_504(admin, seaweed):
 def test_keep_options_and_bucket_cleanup(admin, seaweed, proxied):
     _, cid = proxied
     driver = make_driver("s3", seaweed.service(), seaweed.secrets())
-    rid = _uploaded(admin, cid, bucket="keep-bucket")
+    keep_bucket, gone_bucket = _unique("keep"), _unique("gone")
+    rid = _uploaded(admin, cid, bucket=keep_bucket)
     assert admin.get(rid)["bucket-created"] is True
     r = admin.http.delete(f"/api/{rid}", params={"keep-s3-object": "true"})
     assert r.status_code == 200
-    assert driver.head("keep-bucket", rid.split("/")[1]) is not None
+    assert driver.head(keep_bucket, rid.split("/")[1]) is not None
     # a bucket Tether made goes with its last object
-    rid2 = _uploaded(admin, cid, bucket="gone-bucket")
-    assert driver.bucket_exists("gone-bucket")
+    rid2 = _uploaded(admin, cid, bucket=gone_bucket)
+    assert driver.bucket_exists(gone_bucket)
     admin.delete(rid2)
-    assert not driver.bucket_exists("gone-bucket")
+    assert not driver.bucket_exists(gone_bucket)
 
 
 def test_one_resource_per_stored_object(make_user):

@@ -173,7 +173,10 @@ class ResourceService:
         """
         kind = self._addable(resource_type)
         if not kind.bulk_add:
-            raise MethodNotAllowed(f"{resource_type} resources are added one at a time")
+            raise BadRequest(
+                f"the body of an add to {resource_type} must be a JSON object "
+                "(only data-record takes an array)"
+            )
         results: list[Doc] = []
         with self._context(identity, base_uri, write=True) as ctx:
             kind.check_add(ctx)
