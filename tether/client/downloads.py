@@ -138,7 +138,7 @@ class Downloader:
                         raise t.store_error(response, what)
                     # A store that ignores Range sends everything: skip what we have.
                     skip = pos if (ranged and status == 200) else 0
-                    for data in response.iter_raw(self.options.chunk):
+                    for data in response.iter_raw():  # as received: no re-chunking copies
                         if skip:
                             cut = min(skip, len(data))
                             data, skip = data[cut:], skip - cut

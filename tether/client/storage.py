@@ -117,25 +117,29 @@ class StorageService:
         self._credentials[service] = str(found.resources[0]["id"])
         return self._credentials[service]
 
-    def dataset_objects(self, set_id: str) -> Iterator[Doc]:
-        """The data-objects a ``data-set`` selects now: its ``resolve`` operation when the
-        server has it, else a search with the set's ``data-object-filter``."""
+    def dataset_objects(self, set_id: str, page: int = 1000) -> Iterator[Doc]:
+        """The data-objects a ``data-set`` selects now, through its ``resolve`` operation
+        (page by page); on a server without it, a search with the set's
+        ``data-object-filter``."""
         client = self.client
-        try:
-            answer = client.operation(set_id, "resolve", {})
-        except NotFound as exc:
-            if "has no operation" not in exc.message:
-                raise
-            answer = None
-        if answer is not None and isinstance(answer.get("data-objects"), list):
-            for item in answer["data-objects"]:
-                yield client.get(item) if isinstance(item, str) else dict(item)
-            return
-        doc = client.get(set_id)
-        where = doc.get("data-object-filter")
-        if not where:
-            return
-        yield from client.search_iter("data-object", filter=str(where))
+        first = 1
+        while True:
+            body = {"first": first, "last": first + page - 1, "kinds": ["data-object"]}
+            try:
+                answer = client.operation(set_id, "resolve", body)
+            except NotFound as exc:
+                if "has no operation" not in exc.message:
+                    raise
+                where = client.get(set_id).get("data-object-filter")
+                if where:
+                    yield from client.search_iter("data-object", filter=str(where))
+                return
+            found = answer.get("data-object") or {}
+            resources = list(found.get("resources", []))
+            yield from resources
+            first += len(resources)
+            if len(resources) < page or first > int(found.get("count", 0)):
+                return
 
     def get_object(self, resource_id: str) -> BucketObject:
         """The object of a data-object id."""

@@ -40,7 +40,7 @@ class TransferOptions:
 
     threshold: int = 32 * MiB
     part_size: int | None = None
-    concurrency: int = 4
+    concurrency: int = 8
     chunk: int = MiB
     retries: int = 5
     backoff: float = 0.25

@@ -1,0 +1,191 @@
+"""Transfers cut in the middle and resumed, and signed URLs that expire on the way.
+
+The client reaches Tether (and so the local store's URLs, which use the client's base
+URL) through a fault-injecting proxy that refuses connections on cue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+
+from tests.client.conftest import PASSWORD, bucket_name
+from tests.client.test_storage import blob
+from tests.servers import PASS, REFUSE, FaultProxy
+from tether.client import Client, ConnectionFailed, RetryPolicy, TransferError, TransferOptions
+from tether.client.downloads import part_path
+from tether.errors import TetherError
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def proxy(url):
+    with FaultProxy(url) as fault:
+        yield fault
+
+
+@pytest.fixture
+def eve(new_user, proxy, client_config):
+    new_user("eve")
+    client = Client(
+        proxy.endpoint,
+        username="eve",
+        password=PASSWORD,
+        config=client_config,
+        retry=RetryPolicy(retries=1, backoff=0.05),
+    )
+    yield client
+    client.close()
+
+
+def reopen(proxy: FaultProxy) -> None:
+    """Back to PASS; the closed listener can take a moment to free its port."""
+    for _ in range(50):
+        try:
+            proxy.set_mode(PASS)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the proxy could not listen again")
+
+
+def cut_after(proxy: FaultProxy, limit: int):
+    """A progress callback that makes the proxy refuse everything after ``limit`` bytes."""
+    seen, fired = 0, False
+
+    def progress(n: int) -> None:
+        nonlocal seen, fired
+        seen += n
+        if seen >= limit and not fired:
+            fired = True
+            proxy.set_mode(REFUSE)
+
+    return progress
+
+
+def test_interrupted_upload_resumes_with_the_missing_parts(eve, proxy, tmp_path):
+    size = 8 * MiB
+    path = tmp_path / "upload.bin"
+    path.write_bytes(blob(size, b"resume-up"))
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=1, chunk=256 * 1024, retries=0
+    )
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("upload.bin")
+    with pytest.raises((TransferError, ConnectionFailed)):
+        obj.upload_from_file(path, progress=cut_after(proxy, 3 * MiB))
+    journals = list((eve.config.transfers_dir).glob("*.json"))
+    assert len(journals) == 1
+    reopen(proxy)
+    assert eve.get(obj.id)["state"] == "UPLOADING"
+    seen: list[int] = []
+    obj.upload_from_file(path, progress=seen.append)
+    stats = obj.last_upload
+    assert stats is not None
+    assert stats.resumed_bytes >= 2 * MiB and stats.parts_sent <= 6
+    assert stats.parts_sent + stats.resumed_bytes // MiB == 8
+    assert sum(seen) == size
+    assert obj.state == "READY" and obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not list(eve.config.transfers_dir.glob("*.json"))
+
+
+def test_changed_file_is_not_resumed_but_restarted(eve, proxy, tmp_path):
+    path = tmp_path / "changing.bin"
+    path.write_bytes(blob(4 * MiB, b"v1"))
+    eve.storage.options = TransferOptions(threshold=MiB, part_size=MiB, concurrency=1, retries=0)
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("changing.bin")
+    with pytest.raises((TransferError, ConnectionFailed)):
+        obj.upload_from_file(path, progress=cut_after(proxy, 2 * MiB))
+    reopen(proxy)
+    path.write_bytes(blob(5 * MiB, b"v2"))  # another file now: the old parts are useless
+    obj.upload_from_file(path)
+    assert obj.last_upload.resumed_bytes == 0 and obj.size == 5 * MiB
+    assert obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_interrupted_download_resumes_from_the_partial_file(eve, proxy, tmp_path):
+    data = blob(6 * MiB, b"resume-down")
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("down.bin")
+    obj.upload(data)
+    eve.storage.options = TransferOptions(chunk=128 * 1024, retries=0)
+    target = tmp_path / "down.bin"
+    with pytest.raises((TransferError, ConnectionFailed)):
+        obj.download_to_file(target, progress=cut_after(proxy, 2 * MiB))
+    partial = part_path(target, obj.id)
+    assert not target.exists() and partial.stat().st_size >= 2 * MiB
+    reopen(proxy)
+    obj.download_to_file(target)
+    assert obj.last_download.resumed_bytes >= 2 * MiB
+    assert target.read_bytes() == data and not partial.exists()
+
+
+def test_cut_transfers_continue_within_one_call(eve, proxy, tmp_path):
+    """With retries left, a cut is bridged by the same call (Range / part retry)."""
+    data = blob(4 * MiB, b"bridge")
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("bridge.bin")
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=2, chunk=128 * 1024, retries=6, backoff=0.1
+    )
+    eve.retry = RetryPolicy(retries=6, backoff=0.1)
+    cut = cut_after(proxy, MiB + 1)
+
+    def progress(n: int) -> None:
+        before = proxy.mode
+        cut(n)
+        if before == PASS and proxy.mode == REFUSE:
+            threading.Timer(0.3, reopen, args=(proxy,)).start()
+
+    path = tmp_path / "bridge.bin"
+    path.write_bytes(data)
+    obj.upload_from_file(path, progress=progress)
+    assert obj.state == "READY" and obj.last_upload.retries >= 1
+    proxy.mode = PASS
+    cut = cut_after(proxy, 2 * MiB)
+    target = tmp_path / "bridge.out"
+    obj.download_to_file(target, progress=progress)
+    assert target.read_bytes() == data and obj.last_download.retries >= 1
+
+
+def test_expired_part_urls_are_signed_again(eve, tmp_path):
+    path = tmp_path / "slow.bin"
+    path.write_bytes(blob(4 * MiB, b"slow"))
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=1, url_ttl=2, chunk=MiB
+    )
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("slow.bin")
+    # A slow link: every part waits past the lifetime of the URLs signed up front.
+    obj.upload_from_file(path, progress=lambda n: time.sleep(2.1))
+    stats = obj.last_upload
+    assert obj.state == "READY" and stats.resigned >= 2, stats
+    assert obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_store_refusing_for_good_is_a_clear_error(eve, proxy, tmp_path):
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("x.bin")
+    eve.storage.options = TransferOptions(retries=1, backoff=0.01)
+    proxy.set_mode(REFUSE)
+    with pytest.raises(TetherError, match=r"cannot connect to http://127\.0\.0\.1"):
+        obj.upload(b"abc")
+
+
+def test_interrupted_parallel_download_fetches_only_missing_ranges(eve, proxy, tmp_path):
+    data = blob(8 * MiB, b"ranges")
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("ranges.bin")
+    obj.upload(data)
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=2, chunk=256 * 1024, retries=0
+    )
+    target = tmp_path / "ranges.bin"
+    with pytest.raises((TransferError, ConnectionFailed)):
+        obj.download_to_file(target, progress=cut_after(proxy, 3 * MiB))
+    partial = part_path(target, obj.id)
+    assert not target.exists() and partial.exists()
+    reopen(proxy)
+    seen: list[int] = []
+    obj.download_to_file(target, progress=seen.append)
+    assert obj.last_download.resumed_bytes >= MiB and sum(seen) == len(data)
+    assert target.read_bytes() == data
+    assert not list(tmp_path.glob(".*tether-part*"))
