@@ -172,14 +172,14 @@ class ResourceService:
         the good ones are stored once (a client-given id that exists is a 409).
         """
         kind = self._addable(resource_type)
-        if not kind.bulk_add:
-            raise BadRequest(
-                f"the body of an add to {resource_type} must be a JSON object "
-                "(only data-record takes an array)"
-            )
         results: list[Doc] = []
         with self._context(identity, base_uri, write=True) as ctx:
             kind.check_add(ctx)
+            if not kind.bulk_add:
+                raise BadRequest(
+                    f"the body of an add to {resource_type} must be a JSON object "
+                    "(only data-record takes an array)"
+                )
             fresh: list[NewResource] = []
             slots: list[int] = []
             for item in items:

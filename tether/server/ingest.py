@@ -1,19 +1,20 @@
-"""Bulk adds: a JSON array in one response, or NDJSON streamed in and out in batches.
+"""Bulk adds: a JSON array in one response, or an NDJSON stream of any length.
 
-Memory stays bounded for an NDJSON stream of any length: lines are read as they arrive,
-added ``BATCH`` at a time (one transaction each), and each result line is sent at once.
+Memory stays bounded for an NDJSON stream: lines are read as they arrive and added
+``BATCH`` at a time (one transaction each); result lines are spooled to disk past 1 MiB
+and sent when the body has been read.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response, StreamingResponse
 
 from tether.auth.identity import Identity
 from tether.errors import BadRequest, PayloadTooLarge
@@ -23,6 +24,7 @@ from tether.server.http import json_response
 
 NDJSON = "application/x-ndjson"
 BATCH = 1000
+SPOOL_IN_MEMORY = 1 << 20
 
 
 async def add_array(
@@ -43,25 +45,6 @@ def _summary(results: list[Doc]) -> Doc:
         "created": created,
         "failed": len(results) - created,
     }
-
-
-class _ResultStream(Response):
-    """Streams result lines while the request body is still being read.
-
-    Starlette's StreamingResponse reads ``receive`` itself to notice disconnects, which
-    would take the request body away from the handler that is still consuming it.
-    """
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        super().__init__(media_type=NDJSON)
-        self.chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _lines(request: Request, limit: int) -> AsyncIterator[bytes]:
@@ -85,29 +68,32 @@ async def add_stream(
     uri: str,
     line_limit: int,
 ) -> Response:
-    # Refusals of the whole request (not logged in, not allowed) come before streaming.
+    # Refusals of the whole request (not logged in, not allowed) come before any work.
     await run_in_threadpool(service.add_batch, identity, resource_type, [], uri)
+    # Results go to a spooled file and are sent once the whole body has been read: a
+    # client that sends before it reads would deadlock against results sent early.
+    # Closed by the response once sent (or below on failure): it outlives this call.
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    index = 0
+    batch: list[Any] = []
+    parse_errors: dict[int, Doc] = {}
 
-    async def results() -> AsyncIterator[bytes]:
-        index = 0
-        batch: list[Any] = []
-        parse_errors: dict[int, Doc] = {}
+    async def flush() -> None:
+        nonlocal index
+        items = [item for i, item in enumerate(batch) if i not in parse_errors]
+        added = iter(
+            await run_in_threadpool(service.add_batch, identity, resource_type, items, uri)
+            if items
+            else []
+        )
+        for i in range(len(batch)):
+            result = parse_errors.get(i) or next(added)
+            spool.write(orjson.dumps({"line": index + 1, **result}) + b"\n")
+            index += 1
+        batch.clear()
+        parse_errors.clear()
 
-        async def flush() -> AsyncIterator[bytes]:
-            nonlocal index
-            items = [item for i, item in enumerate(batch) if i not in parse_errors]
-            added = iter(
-                await run_in_threadpool(service.add_batch, identity, resource_type, items, uri)
-                if items
-                else []
-            )
-            for i in range(len(batch)):
-                result = parse_errors.get(i) or next(added)
-                yield orjson.dumps({"line": index + 1, **result}) + b"\n"
-                index += 1
-            batch.clear()
-            parse_errors.clear()
-
+    try:
         async for line in _lines(request, line_limit):
             if not line.strip():
                 index += 1
@@ -118,10 +104,17 @@ async def add_stream(
                 parse_errors[len(batch)] = BadRequest("malformed JSON").envelope()
                 batch.append(None)
             if len(batch) >= BATCH:
-                async for out in flush():
-                    yield out
+                await flush()
         if batch:
-            async for out in flush():
-                yield out
+            await flush()
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
 
-    return _ResultStream(results())
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(1 << 16):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type=NDJSON)
