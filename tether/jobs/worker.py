@@ -22,17 +22,13 @@ from tether.db.engine import transaction
 from tether.errors import NotFound, TetherError
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
-from tether.resources.base import Doc, now_iso
+from tether.resources.base import Doc, iso, now_iso
 from tether.resources.data_object import DELETING, NEW, UPLOADING, remove_stored
 
 log = logging.getLogger("tether.worker")
 SYSTEM = Identity(claims=frozenset({"group/tether-admin"}), user_id=None, username="worker")
 
 Handler = Callable[[Tether, Doc], str]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def delete_object(tether: Tether, job: Doc) -> str:
@@ -66,7 +62,7 @@ class Worker:
 
     def sweep(self) -> int:
         """Queues a cleanup of every NEW/UPLOADING data-object older than the limit."""
-        cutoff = _iso(datetime.now(UTC) - timedelta(seconds=self.settings.abandoned_after))
+        cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.settings.abandoned_after))
         queued = 0
         with transaction(self.tether.engine, write=True) as conn:
             for row in job_queries.in_states(conn, "data-object", [NEW, UPLOADING], cutoff):
@@ -123,7 +119,7 @@ class Worker:
                 changes = {
                     "state": "QUEUED",
                     "status-message": f"attempt {attempts} failed: {exc.message}",
-                    "next-attempt": _iso(datetime.now(UTC) + timedelta(seconds=delay)),
+                    "next-attempt": iso(datetime.now(UTC) + timedelta(seconds=delay)),
                 }
             log.warning("job %s: %s", job["id"], changes["status-message"])
         else:

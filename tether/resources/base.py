@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
@@ -61,18 +61,17 @@ COMMON_PROPERTIES: dict[str, Any] = {
 }
 
 
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and 'Z', Tether's one form: text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def now_iso() -> str:
-    """UTC now as ISO 8601 with milliseconds and 'Z': text order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso(datetime.now(UTC))
 
 
 def iso_in(seconds: float) -> str:
-    return (
-        datetime.fromtimestamp(datetime.now(UTC).timestamp() + seconds, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%f"
-        )[:-3]
-        + "Z"
-    )
+    return iso(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def new_id(resource_type: str) -> str:
@@ -112,7 +111,8 @@ class Context:
     storage: Storage
     engine: Engine
     base_uri: str = ""
-    # Audit events written with the request's transaction.
+    # Server-made resources written with the request's transaction: audit events, and the
+    # jobs a request leaves behind (a deletion the store refused).
     events: list[Doc] = field(default_factory=list)
     # Audit events written even when the request is refused (a failed login).
     failure_events: list[Doc] = field(default_factory=list)

@@ -37,6 +37,7 @@ from tether.resources.base import (
     ResourceKind,
     Template,
     compile_schema,
+    iso,
     now_iso,
     validate,
 )
@@ -410,8 +411,7 @@ def _expires_in(ctx: Context, body: Doc, driver: StorageDriver) -> int:
 
 
 def _signed_body(signed: SignedRequest, with_method: bool = True) -> Doc:
-    expires = signed.expires.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    body: Doc = {"uri": signed.url, "expires": expires}
+    body: Doc = {"uri": signed.url, "expires": iso(signed.expires)}
     if with_method:
         body["method"] = signed.method
         body["headers"] = dict(signed.headers)

@@ -16,7 +16,7 @@ from tether.auth import acl as acl_mod
 from tether.db import store
 from tether.errors import BadRequest, NotFound
 from tether.resources.base import Context, Doc, NewResource, ResourceKind, new_id
-from tether.resources.metadata import Vocabulary, _is_date
+from tether.resources.metadata import Vocabulary, is_date
 
 _CLIENT_ID = re.compile(r"^data-record/[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _LON_LAT = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
@@ -71,7 +71,7 @@ class DataRecordKind(ResourceKind):
 def check_record(ctx: Context, doc: Doc, vocabulary: Vocabulary, check_link: bool = True) -> None:
     """Raises the 400/404/406 a record deserves; the caller validated the JSON schema."""
     vocabulary.check(doc)
-    if "timestamp" in doc and not _is_date(doc["timestamp"]):
+    if "timestamp" in doc and not is_date(doc["timestamp"]):
         raise BadRequest("timestamp must be an ISO 8601 date")
     if "location" in doc:
         check_position(doc["location"], "location")

@@ -29,6 +29,7 @@ from tether.resources.base import (
     Outcome,
     ResourceKind,
     compile_schema,
+    iso,
     new_id,
     now_iso,
     present,
@@ -211,7 +212,7 @@ def download_urls(ctx: Context, doc: Doc, body: Doc) -> Outcome:
             entry: Doc = {
                 "id": obj["id"],
                 "uri": signed.url,
-                "expires": signed.expires.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "expires": iso(signed.expires),
                 **{k: obj[k] for k in ("name", "bytes", "sha256", "md5sum") if k in obj},
             }
             yield orjson.dumps(entry) + b"\n"

@@ -143,11 +143,11 @@ def _has_type(value: Any, subtype: str) -> bool:
     if subtype == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
     if subtype == "date":
-        return isinstance(value, str) and _is_date(value)
+        return isinstance(value, str) and is_date(value)
     return False
 
 
-def _is_date(text: str) -> bool:
+def is_date(text: str) -> bool:
     try:
         datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -8,7 +8,6 @@ cookie carries ``<uuid>.<token>`` and the database keeps only the token's hash. 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
@@ -24,7 +23,15 @@ from tether.auth.identity import (
 from tether.db import store
 from tether.errors import Unauthorized
 from tether.resources import event as event_mod
-from tether.resources.base import Context, Doc, NewResource, ResourceKind, Template, iso_in
+from tether.resources.base import (
+    Context,
+    Doc,
+    NewResource,
+    ResourceKind,
+    Template,
+    iso_in,
+    now_iso,
+)
 from tether.resources.user import claims_of, username_key
 
 COOKIE_NAME = "tether-session"
@@ -144,7 +151,7 @@ class SessionKind(ResourceKind):
 def _expired(expiry: object) -> bool:
     if not isinstance(expiry, str):
         return False
-    return expiry <= datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return expiry <= now_iso()
 
 
 def authenticate(conn: Connection, cookie: str | None) -> Identity:
