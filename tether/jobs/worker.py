@@ -14,19 +14,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tether.auth.identity import Identity
 from tether.core import Tether
 from tether.db import jobs as job_queries
 from tether.db import store
 from tether.db.engine import transaction
-from tether.errors import NotFound, TetherError
+from tether.errors import NotFound, StoreError, TetherError, Unprocessable
+from tether.jobs import replication
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
 from tether.resources.base import Doc, iso, now_iso
 from tether.resources.data_object import DELETING, NEW, UPLOADING, remove_stored
 
 log = logging.getLogger("tether.worker")
-SYSTEM = Identity(claims=frozenset({"group/tether-admin"}), user_id=None, username="worker")
+SYSTEM = job_mod.SYSTEM
 
 Handler = Callable[[Tether, Doc], str]
 
@@ -39,18 +39,21 @@ def delete_object(tether: Tether, job: Doc) -> str:
         if row is None:
             return f"{target} was already gone"
         doc = row.doc
-        credential = store.get(conn, doc["credential"])
-        service = store.get(conn, doc["infrastructure-service"])
-        if credential is None or service is None:
-            raise NotFound(f"the credential or service of {target} is gone")
-        driver = tether.resources.storage.driver(conn, service.doc, credential.doc)
-        remove_stored(driver, doc, job.get("payload") or {})
+        storage = tether.resources.storage
+        try:
+            remove_stored(storage, conn, doc, job.get("payload") or {})
+        except StoreError as exc:
+            storage.health.failed(doc["infrastructure-service"], exc.message)
+            raise
         store.delete(conn, target)
         store.insert(conn, event_mod.build("delete", target, SYSTEM, {"job": job["id"]}))
     return f"{target} deleted"
 
 
-HANDLERS: dict[str, Handler] = {"delete-object": delete_object}
+HANDLERS: dict[str, Handler] = {
+    "delete-object": delete_object,
+    "replicate": replication.replicate,
+}
 
 
 class Worker:
@@ -61,7 +64,8 @@ class Worker:
         self.settings = tether.settings
 
     def sweep(self) -> int:
-        """Queues a cleanup of every NEW/UPLOADING data-object older than the limit."""
+        """Queues a cleanup of every NEW/UPLOADING data-object older than the limit, and
+        the copies replication policies ask for."""
         cutoff = iso(datetime.now(UTC) - timedelta(seconds=self.settings.abandoned_after))
         queued = 0
         with transaction(self.tether.engine, write=True) as conn:
@@ -72,6 +76,7 @@ class Worker:
                     conn, job_mod.build("delete-object", doc["id"], SYSTEM, reason="abandoned")
                 )
                 queued += 1
+            queued += replication.keep_policies(conn, self.tether.resources.storage, SYSTEM)
         return queued
 
     def _claim(self) -> Doc | None:
@@ -112,7 +117,8 @@ class Worker:
         except TetherError as exc:
             attempts = job["attempts"]
             changes: dict[str, Any]
-            if attempts >= self.settings.job_max_attempts:
+            # A wrong result (a copy that fails its checksum) is not cured by retrying.
+            if attempts >= self.settings.job_max_attempts or isinstance(exc, Unprocessable):
                 changes = {"state": "FAILED", "status-message": exc.message}
             else:
                 delay = min(3600, 5 * 2 ** (attempts - 1))

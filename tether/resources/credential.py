@@ -1,24 +1,46 @@
 """``credential``: API keys, and the secrets Tether uses to act on object stores.
 
 An API key's secret is returned once, in the 201 response, and stored only as a hash.
-Object-store secrets (``s3``: access key, secret key, optional session token; ``local``:
-none) are sealed with the server key and never returned by any API, log or error. A
-store credential names its infrastructure-service as ``parent``, of the same subtype.
+Object-store secrets (``s3``: access key, secret key, optional session token; ``azure``:
+account name + key, or a SAS token; ``gcs``: a service-account JSON key; ``swift``: user +
+key or storage URL + token, and a temp-URL key; ``local``: none) are sealed with the
+server key and never returned by any API, log or error. A store credential names its
+infrastructure-service as ``parent``, of the same subtype (400 otherwise). A temporary
+credential carries its ``expiry``: no URL signed with it lives longer.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tether.auth import acl as acl_mod
 from tether.auth.identity import hash_token, new_token
 from tether.db import store
 from tether.errors import BadRequest
-from tether.resources.base import Context, Doc, NewResource, ResourceKind, Template, iso_in
+from tether.resources.base import (
+    Context,
+    Doc,
+    NewResource,
+    ResourceKind,
+    Template,
+    iso,
+    iso_in,
+)
 
 _PARENT = {"type": "string", "pattern": r"^infrastructure-service/[A-Za-z0-9\-]{1,64}$"}
 # Fields of each store subtype that are secrets: sealed, never in the document.
-_SECRET_FIELDS = {"s3": ("access-key", "secret-key", "session-token"), "local": ()}
+_SECRET_FIELDS = {
+    "s3": ("access-key", "secret-key", "session-token"),
+    "azure": ("account-name", "account-key", "sas-token"),
+    "gcs": ("service-account",),
+    "swift": ("user", "key", "storage-url", "token", "temp-url-key"),
+    "local": (),
+}
+_SECRET = {"type": "string", "minLength": 1, "maxLength": 8192}
+# When a temporary credential (session token, SAS, auth token) stops working: no signed
+# URL outlives it.
+_EXPIRY = {"type": "string", "format": "date-time", "description": "ISO time"}
 
 
 class CredentialKind(ResourceKind):
@@ -40,9 +62,50 @@ class CredentialKind(ResourceKind):
                 "parent": _PARENT,
                 "access-key": {"type": "string", "minLength": 1, "maxLength": 256},
                 "secret-key": {"type": "string", "minLength": 1, "maxLength": 256},
-                "session-token": {"type": "string", "minLength": 1, "maxLength": 8192},
+                "session-token": _SECRET,
+                "expiry": _EXPIRY,
             },
             required=["parent", "access-key", "secret-key"],
+        ),
+        Template(
+            subtype="azure",
+            name="Azure storage key or SAS",
+            description="account-name with account-key (URLs signed locally), or a sas-token.",
+            properties={
+                "parent": _PARENT,
+                "account-name": {"type": "string", "minLength": 1, "maxLength": 64},
+                "account-key": _SECRET,
+                "sas-token": _SECRET,
+                "expiry": _EXPIRY,
+            },
+            required=["parent"],
+        ),
+        Template(
+            subtype="gcs",
+            name="GCS service account",
+            description="A service-account JSON key (URLs signed locally with V4).",
+            properties={
+                "parent": _PARENT,
+                "service-account": {"type": ["object", "string"]},
+                "expiry": _EXPIRY,
+            },
+            required=["parent", "service-account"],
+        ),
+        Template(
+            subtype="swift",
+            name="Swift account",
+            description="user and key (auth URL = the service endpoint), or storage-url "
+            "and an auth token; plus the temp-url-key Tether signs URLs with.",
+            properties={
+                "parent": _PARENT,
+                "user": {"type": "string", "minLength": 1, "maxLength": 256},
+                "key": _SECRET,
+                "storage-url": {"type": "string", "pattern": "^https?://", "maxLength": 2048},
+                "token": _SECRET,
+                "temp-url-key": {"type": "string", "minLength": 16, "maxLength": 256},
+                "expiry": _EXPIRY,
+            },
+            required=["parent", "temp-url-key"],
         ),
         Template(
             subtype="local",
@@ -70,6 +133,9 @@ class CredentialKind(ResourceKind):
             raise BadRequest(
                 f"a {subtype} credential cannot belong to a {parent.doc.get('subtype')} service"
             )
+        _check_alternatives(subtype, body)
+        if "expiry" in body:
+            body["expiry"] = _canonical_time(body["expiry"])
         secrets: dict[str, Any] = {k: body.pop(k) for k in _SECRET_FIELDS[subtype] if k in body}
         doc: Doc = {**body, "subtype": subtype, "method": subtype}
         return NewResource(doc=doc, secret=ctx.storage.seal(secrets))
@@ -91,3 +157,29 @@ class CredentialKind(ResourceKind):
             secret={"secret-hash": hash_token(secret)},
             response={"key": resource_id, "secret-key": secret},
         )
+
+
+# Subtypes whose credential is one of several field sets: each set complete, one given.
+_ALTERNATIVES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "azure": (("account-name", "account-key"), ("sas-token",)),
+    "swift": (("user", "key"), ("storage-url", "token")),
+}
+
+
+def _check_alternatives(subtype: str, body: Doc) -> None:
+    options = _ALTERNATIVES.get(subtype)
+    if options is None:
+        return
+    if not any(all(k in body for k in option) for option in options):
+        wanted = " or ".join(" + ".join(option) for option in options)
+        raise BadRequest(f"a {subtype} credential needs {wanted}")
+
+
+def _canonical_time(value: Any) -> str:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest("'expiry' must be an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        raise BadRequest("'expiry' must include a time zone (e.g. Z)")
+    return iso(moment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -24,11 +25,13 @@ from tether.errors import (
     Conflict,
     Forbidden,
     InvalidState,
+    NotFound,
     StoreError,
     Unprocessable,
 )
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
+from tether.resources import replicas
 from tether.resources.base import (
     Context,
     Doc,
@@ -41,6 +44,7 @@ from tether.resources.base import (
     now_iso,
     validate,
 )
+from tether.resources.storage import Storage
 
 NEW, UPLOADING, READY, DELETING = "NEW", "UPLOADING", "READY", "DELETING"
 
@@ -52,6 +56,16 @@ _FIELDS: dict[str, Any] = {
     "bytes": {"type": "integer", "minimum": 0},
     "md5sum": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
     "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+    "replication": {
+        "type": "object",
+        "description": "keep this many READY copies in all, on services matching the filter",
+        "properties": {
+            "copies": {"type": "integer", "minimum": 1, "maximum": 10},
+            "service-filter": {"type": "string", "maxLength": 4096},
+        },
+        "required": ["copies"],
+        "additionalProperties": False,
+    },
 }
 _DECLARED = ("content-type", "bytes", "md5sum", "sha256")
 _TTL: dict[str, Any] = {
@@ -67,13 +81,28 @@ _UPLOAD = compile_schema(
         "part-numbers": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000},
     }
 )
-_DOWNLOAD = compile_schema({**_TTL, "filename": {"type": "string", "maxLength": 255}})
+_DOWNLOAD = compile_schema(
+    {
+        **_TTL,
+        "filename": {"type": "string", "maxLength": 255},
+        "replica": {"type": "string", "description": "'primary', a replica id or a service id"},
+        "location": {"type": "array", "description": "[longitude, latitude] of the caller"},
+    }
+)
+_REPLICATE = compile_schema(
+    {
+        "credential": {"type": "string", "pattern": r"^credential/[A-Za-z0-9\-]{1,64}$"},
+        "bucket": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    ["credential"],
+)
 _EMPTY = compile_schema({})
 _VALID = {
     "upload": (NEW, UPLOADING),
     "abort-upload": (UPLOADING,),
     "ready": (UPLOADING,),
     "download": (READY,),
+    "replicate": (READY,),
 }
 
 
@@ -109,6 +138,12 @@ class DataObjectKind(ResourceKind):
             "version-id",
             "url",
             "timestamp",
+            "provider",
+            "replicas",
+            "services",
+            "providers",
+            "replica-count",
+            "replica-states",
         }
     )
     immutable_fields = frozenset({"credential", "bucket", "object"})
@@ -118,6 +153,7 @@ class DataObjectKind(ResourceKind):
         "abort-upload": acl_mod.EDIT_DATA,
         "ready": acl_mod.EDIT_DATA,
         "download": acl_mod.VIEW_DATA,
+        "replicate": acl_mod.MANAGE,
     }
 
     # -- creation -------------------------------------------------------------------------
@@ -138,6 +174,7 @@ class DataObjectKind(ResourceKind):
         if not bucket:
             raise BadRequest(f"no bucket given and {service.doc['id']} has no default-bucket")
         key = body.get("object") or resource_id.split("/", 1)[1]
+        replicas.check_policy(body.get("replication"))
         driver = ctx.storage.driver(ctx.conn, service.doc, credential.doc, _public(ctx))
         driver.validate_bucket_name(bucket)
         validate_key(key)
@@ -150,6 +187,7 @@ class DataObjectKind(ResourceKind):
             "bucket": bucket,
             "object": key,
             "infrastructure-service": service.doc["id"],
+            "provider": service.doc.get("subtype"),
             "state": NEW,
         }
         if created:
@@ -160,9 +198,12 @@ class DataObjectKind(ResourceKind):
             doc["sha256"] = doc["sha256"].lower()
         # One data-object per stored object: a second would overwrite or delete the first.
         where = f"{service.doc['id']}\n{bucket}\n{key}".encode()
-        return NewResource(doc=doc, unique_key="object:" + hashlib.sha256(where).hexdigest())
+        return NewResource(
+            doc=replicas.summarized(doc), unique_key="object:" + hashlib.sha256(where).hexdigest()
+        )
 
     def check_edit(self, ctx: Context, old: Doc, new: Doc) -> None:
+        replicas.check_policy(new.get("replication"))
         changed = [k for k in _DECLARED if old.get(k) != new.get(k)]
         if changed and old.get("state") != NEW:
             raise Conflict(
@@ -182,23 +223,35 @@ class DataObjectKind(ResourceKind):
         state = str(doc.get("state"))
         if state not in _VALID[operation]:
             raise InvalidState(state, operation, _VALID[operation], doc["id"])
-        driver = self.driver(ctx, doc)
-        if operation == "upload":
-            return self._upload(ctx, doc, version, body, driver)
-        if operation == "abort-upload":
-            return self._abort(ctx, doc, version, body, driver)
-        if operation == "ready":
-            return self._ready(ctx, doc, version, body, driver)
-        return self._download(ctx, doc, body, driver)
+        if operation == "replicate":
+            return self._replicate(ctx, doc, version, body)
+        driver, credential = _located(ctx, doc, ctx.conn)
+        try:
+            if operation == "upload":
+                return self._upload(ctx, doc, version, body, driver, credential)
+            if operation == "abort-upload":
+                return self._abort(ctx, doc, version, body, driver)
+            if operation == "ready":
+                return self._ready(ctx, doc, version, body, driver)
+            return self._download(ctx, doc, body, driver, credential)
+        except StoreError as exc:
+            ctx.storage.health.failed(doc["infrastructure-service"], exc.message)
+            raise
 
     def driver(self, ctx: Context, doc: Doc) -> StorageDriver:
         return driver_for(ctx, doc, ctx.conn)
 
     def _upload(
-        self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
+        self,
+        ctx: Context,
+        doc: Doc,
+        version: int,
+        body: Doc,
+        driver: StorageDriver,
+        credential: Doc,
     ) -> Outcome:
         validate(_UPLOAD, body, "upload request")
-        expires_in = _expires_in(ctx, body, driver)
+        expires_in = _expires_in(ctx, body, driver, credential)
         caps = driver.capabilities
         # A bare call (Nuvla's client, which sends only Content-Type) gets a URL needing
         # no other header; otherwise every protection the store enforces is signed in,
@@ -309,6 +362,7 @@ class DataObjectKind(ResourceKind):
             changes["content-type"] = info.content_type
         if doc.get("subtype") == "public":
             changes["url"] = driver.make_public(bucket, key)
+        ctx.storage.health.succeeded(doc["infrastructure-service"])
         new = self._save(ctx, doc, version, changes)
         return Outcome(
             200,
@@ -321,16 +375,64 @@ class DataObjectKind(ResourceKind):
             },
         )
 
-    def _download(self, ctx: Context, doc: Doc, body: Doc, driver: StorageDriver) -> Outcome:
+    def _download(
+        self, ctx: Context, doc: Doc, body: Doc, driver: StorageDriver, credential: Doc
+    ) -> Outcome:
         validate(_DOWNLOAD, body, "download request")
-        expires_in = _expires_in(ctx, body, driver)
-        signed = driver.sign_get(doc["bucket"], doc["object"], expires_in, body.get("filename"))
-        ctx.events.append(_url_event(ctx, doc, signed))
-        return Outcome(303, _signed_body(signed, with_method=False), {"Location": signed.url})
+        filename = body.get("filename")
+        if not doc.get("replica-count") and "replica" not in body:
+            # The common case, kept lean: one copy, nothing to choose.
+            expires_in = _expires_in(ctx, body, driver, credential)
+            signed = driver.sign_get(doc["bucket"], doc["object"], expires_in, filename)
+            ctx.events.append(_url_event(ctx, doc, signed))
+            return Outcome(303, _signed_body(signed, with_method=False), {"Location": signed.url})
+        copies = replicas.readable_copies(ctx.storage, ctx.conn, doc)
+        ranked = replicas.choose(
+            copies, ctx.storage.health.failing(), body.get("replica"), body.get("location")
+        )
+        offers = []
+        for copy in ranked:
+            copy_driver = ctx.storage.driver(ctx.conn, copy.service, copy.credential, _public(ctx))
+            expires_in = _expires_in(ctx, body, copy_driver, copy.credential)
+            signed = copy_driver.sign_get(copy.bucket, copy.key, expires_in, filename)
+            offers.append(
+                {
+                    "replica": copy.name,
+                    "infrastructure-service": copy.service["id"],
+                    **_signed_body(signed, with_method=False),
+                }
+            )
+        best = offers[0]
+        ctx.events.append(
+            event_mod.build(
+                "url",
+                doc["id"],
+                ctx.identity,
+                {"method": "GET", "expires": best["expires"], "replica": best["replica"]},
+            )
+        )
+        return Outcome(303, {**best, "alternatives": offers[1:]}, {"Location": best["uri"]})
+
+    def _replicate(self, ctx: Context, doc: Doc, version: int, body: Doc) -> Outcome:
+        validate(_REPLICATE, body, "replicate request")
+        replica, _, _ = replicas.plan_replica(ctx, doc, body["credential"], body.get("bucket"))
+        new, job = replicas.add_replica(doc, replica, ctx.identity)
+        self._save(ctx, doc, version, {"replicas": new["replicas"]})
+        ctx.events.append(job)
+        return Outcome(
+            202,
+            {
+                "status": 202,
+                "message": f"replica {replica['id']} of {doc['id']} is PENDING",
+                "resource-id": doc["id"],
+                "replica": {**replica, "job": job["id"]},
+                "job": job["id"],
+            },
+        )
 
     def _save(self, ctx: Context, doc: Doc, version: int, changes: Doc) -> Doc:
         new = {**doc, **changes, "updated": now_iso(), "updated-by": ctx.identity.principal}
-        new = {k: v for k, v in new.items() if v is not None}
+        new = replicas.summarized({k: v for k, v in new.items() if v is not None})
         store.update(ctx.conn, new, version, acl_changed=False)
         if changes.get("state") and changes["state"] != doc.get("state"):
             ctx.events.append(
@@ -344,7 +446,7 @@ class DataObjectKind(ResourceKind):
         self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
     ) -> Doc | None:
         try:
-            remove_stored(self.driver(ctx, doc), doc, params)
+            remove_stored(ctx.storage, ctx.conn, doc, params, _public(ctx))
         except StoreError as exc:
             # Keep the resource, visibly, until a job manages to delete the object.
             self._save(ctx, doc, version, {"state": DELETING})
@@ -367,15 +469,33 @@ class DataObjectKind(ResourceKind):
 
 def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
     """The driver of a data-object's store, acting with its credential."""
+    return _located(ctx, doc, conn)[0]
+
+
+def _located(ctx: Context, doc: Doc, conn: Connection) -> tuple[StorageDriver, Doc]:
+    """The driver of a data-object's primary store, and the credential it acts with."""
     credential = store.get(conn, doc["credential"])
     service = store.get(conn, doc["infrastructure-service"])
     if credential is None or service is None:
         raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
-    return ctx.storage.driver(conn, service.doc, credential.doc, _public(ctx))
+    return ctx.storage.driver(conn, service.doc, credential.doc, _public(ctx)), credential.doc
 
 
-def remove_stored(driver: StorageDriver, doc: Doc, params: Mapping[str, Any]) -> None:
-    """Deletes what a data-object holds in its store (honouring the keep- options)."""
+def remove_stored(
+    storage: Storage,
+    conn: Connection,
+    doc: Doc,
+    params: Mapping[str, Any],
+    public: str | None = None,
+) -> None:
+    """Deletes what a data-object holds in its stores: every replica, then the primary
+    object (honouring the keep- options) and the bucket Tether made for it, if empty."""
+    replicas.remove_replicas(storage, conn, doc, public)
+    credential = store.get(conn, doc["credential"])
+    service = store.get(conn, doc["infrastructure-service"])
+    if credential is None or service is None:
+        raise NotFound(f"the credential or service of {doc['id']} is gone")
+    driver = storage.driver(conn, service.doc, credential.doc, public)
     bucket, key = doc["bucket"], doc["object"]
     if doc.get("upload-id"):
         driver.abort_multipart(bucket, key, doc["upload-id"])
@@ -393,7 +513,7 @@ def _public(ctx: Context) -> str | None:
     return ctx.base_uri.removesuffix("/api/") if ctx.base_uri else None
 
 
-def _expires_in(ctx: Context, body: Doc, driver: StorageDriver) -> int:
+def _expires_in(ctx: Context, body: Doc, driver: StorageDriver, credential: Doc) -> int:
     if "ttl" in body and "expires-in" in body:
         raise BadRequest("give either 'ttl' (minutes) or 'expires-in' (seconds), not both")
     if "ttl" in body:
@@ -407,7 +527,29 @@ def _expires_in(ctx: Context, body: Doc, driver: StorageDriver) -> int:
             f"a URL lifetime of {seconds} s exceeds the maximum of {ctx.settings.max_url_ttl} s"
         )
     validate_expires(int(seconds), driver.capabilities)
+    _within_credential(int(seconds), credential, driver)
     return int(seconds)
+
+
+def _within_credential(seconds: int, credential: Doc, driver: StorageDriver) -> None:
+    """A temporary credential's URLs must not outlive it: 400 rather than a URL that
+    stops working before its stated expiry."""
+    ends: list[datetime] = []
+    if credential.get("expiry"):
+        ends.append(datetime.fromisoformat(credential["expiry"].replace("Z", "+00:00")))
+    driver_end = getattr(driver, "credential_expires", None)
+    if isinstance(driver_end, datetime):
+        ends.append(driver_end)
+    if not ends:
+        return
+    left = (min(ends) - datetime.now(UTC)).total_seconds()
+    if left <= 0:
+        raise BadRequest(f"{credential['id']} expired at {iso(min(ends))}")
+    if seconds > left:
+        raise BadRequest(
+            f"a URL lifetime of {seconds} s exceeds the {int(left)} s left before "
+            f"{credential['id']} expires"
+        )
 
 
 def _signed_body(signed: SignedRequest, with_method: bool = True) -> Doc:

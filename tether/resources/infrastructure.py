@@ -1,4 +1,4 @@
-"""``infrastructure-service``: a storage endpoint (S3-compatible or the local store).
+"""``infrastructure-service``: a storage endpoint (S3, Azure Blob, GCS, Swift, local store).
 
 Admins register services; every logged-in user may see them. The ``check`` operation
 tells whether Tether reaches the store with a given credential.
@@ -12,7 +12,7 @@ from pathlib import Path
 from tether import filters
 from tether.auth import acl as acl_mod
 from tether.db import store
-from tether.errors import BadRequest, Conflict, NotFound
+from tether.errors import BadRequest, Conflict, NotFound, StoreError
 from tether.resources.base import (
     Context,
     Doc,
@@ -31,14 +31,24 @@ _LOCATION = {
 }
 _COMMON = {
     "location": _LOCATION,
-    "priority": {"type": "integer", "minimum": 0, "maximum": 1000},
+    "priority": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 1000,
+        "description": "replica choice: lower is preferred (default 100)",
+    },
     "default-bucket": {"type": "string", "minLength": 3, "maxLength": 63},
+}
+_ENDPOINT = {"type": "string", "pattern": "^https?://", "maxLength": 2048}
+_TIMEOUTS = {
+    "connect-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+    "read-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
 }
 
 
 class InfrastructureServiceKind(ResourceKind):
     name = "infrastructure-service"
-    description = "A storage endpoint: an S3-compatible store or the local store."
+    description = "A storage endpoint: S3, Azure Blob, GCS, Swift or the local store."
     templated = True
     templates = (
         Template(
@@ -47,14 +57,35 @@ class InfrastructureServiceKind(ResourceKind):
             description="Amazon S3 or any S3-compatible object store.",
             properties={
                 **_COMMON,
-                "endpoint": {"type": "string", "pattern": "^https?://", "maxLength": 2048},
+                **_TIMEOUTS,
+                "endpoint": _ENDPOINT,
                 "region": {"type": "string", "maxLength": 64},
                 "addressing-style": {"enum": ["path", "virtual"]},
                 "capabilities": {"type": "object"},
-                "connect-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
-                "read-timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
             },
             required=["endpoint"],
+            view=(acl_mod.ADMIN,),
+        ),
+        Template(
+            subtype="azure",
+            name="Azure Blob",
+            description="An Azure storage account; endpoint is its blob URL.",
+            properties={**_COMMON, **_TIMEOUTS, "endpoint": _ENDPOINT},
+            required=["endpoint"],
+            view=(acl_mod.ADMIN,),
+        ),
+        Template(
+            subtype="gcs",
+            name="Google Cloud Storage",
+            description="Google Cloud Storage (endpoint defaults to storage.googleapis.com).",
+            properties={**_COMMON, **_TIMEOUTS, "endpoint": _ENDPOINT},
+            view=(acl_mod.ADMIN,),
+        ),
+        Template(
+            subtype="swift",
+            name="OpenStack Swift",
+            description="OpenStack Swift; endpoint is its auth URL (v1).",
+            properties={**_COMMON, **_TIMEOUTS, "endpoint": _ENDPOINT},
             view=(acl_mod.ADMIN,),
         ),
         Template(
@@ -116,7 +147,13 @@ class InfrastructureServiceKind(ResourceKind):
             raise NotFound(f"{credential_id} not found", credential_id)
         if credential.doc.get("parent") != doc["id"]:
             raise BadRequest(f"{credential_id} is not a credential of {doc['id']}")
-        ctx.storage.driver(ctx.conn, doc, credential.doc).check()
+        driver = ctx.storage.driver(ctx.conn, doc, credential.doc)
+        try:
+            driver.check()
+        except StoreError as exc:
+            ctx.storage.health.failed(doc["id"], exc.message)
+            raise
+        ctx.storage.health.succeeded(doc["id"])
         return Outcome(
             200, {"status": 200, "message": f"{doc['id']} is reachable", "resource-id": doc["id"]}
         )

@@ -1,4 +1,4 @@
-"""``job``: background work (store deletions the store refused, abandoned uploads).
+"""``job``: background work (replica copies, deletions the store refused, abandoned uploads).
 
 Jobs are written by the server; their owner (who caused them) and admins may read them.
 State: QUEUED → RUNNING → SUCCESS, or back to QUEUED with a later ``next-attempt`` after
@@ -13,6 +13,9 @@ from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
 from tether.errors import MethodNotAllowed
 from tether.resources.base import Context, Doc, ResourceKind, new_id, now_iso
+
+# Who the worker acts as: the system, with admin rights.
+SYSTEM = Identity(claims=frozenset({acl_mod.ADMIN}), user_id=None, username="worker")
 
 
 def build(action: str, target_id: str, identity: Identity, **payload: Any) -> Doc:

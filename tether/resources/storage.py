@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -20,6 +21,38 @@ from tether.errors import Forbidden
 from tether.resources.base import Doc
 
 _CACHE_SIZE = 256
+# How long a store failure marks its service as failing, unless a later call succeeds.
+FAILURE_MEMORY = 300.0
+
+
+class ServiceHealth:
+    """Which services' recent calls failed, as this process saw them.
+
+    Fed by every store call Tether makes (ready, delete, check, copies); read when a
+    download chooses among copies, so a failing store is avoided while another can serve.
+    """
+
+    def __init__(self) -> None:
+        self._failed: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, service_id: str, reason: str) -> None:
+        with self._lock:
+            self._failed[service_id] = (time.monotonic(), reason)
+
+    def succeeded(self, service_id: str) -> None:
+        with self._lock:
+            self._failed.pop(service_id, None)
+
+    def failing(self) -> set[str]:
+        cutoff = time.monotonic() - FAILURE_MEMORY
+        with self._lock:
+            return {sid for sid, (when, _) in self._failed.items() if when >= cutoff}
+
+    def reason(self, service_id: str) -> str | None:
+        with self._lock:
+            entry = self._failed.get(service_id)
+        return entry[1] if entry else None
 
 
 class Storage:
@@ -33,6 +66,7 @@ class Storage:
         self.public_url = public_url.rstrip("/")
         self._drivers: OrderedDict[tuple[str, ...], StorageDriver] = OrderedDict()
         self._lock = threading.Lock()
+        self.health = ServiceHealth()
 
     def seal(self, secrets: dict[str, Any]) -> dict[str, Any]:
         """The value stored for a credential's secrets."""
