@@ -380,7 +380,7 @@ class DataObjectKind(ResourceKind):
     ) -> Outcome:
         validate(_DOWNLOAD, body, "download request")
         filename = body.get("filename")
-        if not doc.get("replica-count") and "replica" not in body:
+        if not doc.get("replicas") and "replica" not in body:
             # The common case, kept lean: one copy, nothing to choose.
             expires_in = _expires_in(ctx, body, driver, credential)
             signed = driver.sign_get(doc["bucket"], doc["object"], expires_in, filename)
