@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test lint install install-dev node-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,18 @@ lint: install-dev
 	$(BIN)/ruff format --check tether tests bench
 	$(BIN)/mypy tether
 
-test: lint
+# Node tools the tests run (Azurite), pinned by tests/node/package-lock.json; installed
+# again only when that lock file or package.json changes.
+NODE_DIR := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund
+	touch $@
+
+node-tools: $(NODE_STAMP)
+
+test: lint node-tools
 	$(BIN)/pytest -q
 
 clean:

@@ -13,6 +13,10 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+# The other providers' emulators, one per session, for driver and replica tests alike.
+from tests.drivers.provider_azure import azure_emulator  # noqa: F401
+from tests.drivers.provider_gcs import gcs_emulator  # noqa: F401
+from tests.drivers.provider_swift import swift_emulator  # noqa: F401
 from tests.pg import fresh_database
 from tests.servers import SeaweedFS, seaweedfs
 from tether.core import Tether, build, prepare

@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.drivers.provider_azure import azure_factory
+from tests.drivers.provider_gcs import gcs_factory
+from tests.drivers.provider_swift import swift_factory
 from tests.servers import SeaweedFS, free_port
 from tether.drivers import LocalSigner, LocalStore, SignedRequest, StorageDriver, make_driver
 from tether.drivers.local import download_headers, parse_range, split_object_path
@@ -159,9 +162,9 @@ StoreFactory = Callable[[pytest.FixtureRequest, Path], StoreUnderTest]
 FACTORIES: dict[str, StoreFactory] = {
     "s3": _s3_factory,
     "local": _local_factory,
-    # azure: factory
-    # gcs: factory
-    # swift: factory
+    "azure": azure_factory,
+    "gcs": gcs_factory,
+    "swift": swift_factory,
 }
 
 

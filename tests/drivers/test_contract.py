@@ -28,6 +28,16 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def stored(store: StoreUnderTest) -> int:
+    """The status of an accepted upload: Swift and Azure answer 201 Created."""
+    return 201 if store.name in ("swift", "azure") else 200
+
+
+def refused(store: StoreUnderTest) -> int:
+    """The status of a refused signed URL: Swift's tempurl answers 401."""
+    return 401 if store.name == "swift" else 403
+
+
 def put(store: StoreUnderTest, bucket: str, key: str, data: bytes = BODY, **declared: object):
     signed = store.driver.sign_put(bucket, key, 300, **declared)  # type: ignore[arg-type]
     return store.send(signed, data)
@@ -46,7 +56,7 @@ def test_bucket_create_exists_delete(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     assert store.driver.bucket_exists(bucket)
     assert store.driver.ensure_bucket(bucket) is False  # already there
-    assert put(store, bucket, "keep").status_code == 200
+    assert put(store, bucket, "keep").status_code == stored(store)
     assert store.driver.delete_bucket(bucket) is False  # not empty: kept, object intact
     assert store.driver.bucket_exists(bucket)
     assert get(store, bucket, "keep").content == BODY
@@ -106,7 +116,7 @@ def test_signed_put_get_head(store: StoreUnderTest, key: str) -> None:
         md5=md5(BODY),
         sha256=sha(BODY),
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == stored(store), response.text
     downloaded = get(store, bucket, key)
     assert downloaded.status_code == 200
     assert downloaded.content == BODY
@@ -115,7 +125,7 @@ def test_signed_put_get_head(store: StoreUnderTest, key: str) -> None:
     assert info.size == len(BODY)
     assert info.content_type is not None and info.content_type.startswith("text/plain")
     assert info.md5 == md5(BODY)
-    assert info.sha256 == sha(BODY)
+    assert info.sha256 == (sha(BODY) if store.driver.capabilities.sha256_checksum else None)
     assert info.etag
     assert info.last_modified is not None
 
@@ -144,12 +154,16 @@ def test_tampered_signature_refused(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     put(store, bucket, "obj")
     signed = store.driver.sign_get(bucket, "obj", 300)
+    if "signature" in store.emulator_gaps:
+        # The emulator accepts any signature: test_<provider>.py checks the signer instead.
+        assert store.send(signed).content == BODY
+        return
     last = signed.url[-1]
     tampered = signed.url[:-1] + ("0" if last != "0" else "1")
-    assert store.send(signed, url=tampered).status_code == 403
+    assert store.send(signed, url=tampered).status_code == refused(store)
     # Pointing a valid signature at another object is refused too.
     other = signed.url.replace("/obj?", "/other?")
-    assert store.send(signed, url=other).status_code == 403
+    assert store.send(signed, url=other).status_code == refused(store)
 
 
 def test_expired_url_refused(store: StoreUnderTest) -> None:
@@ -157,16 +171,27 @@ def test_expired_url_refused(store: StoreUnderTest) -> None:
     put(store, bucket, "obj")
     signed = store.driver.sign_get(bucket, "obj", 1)
     time.sleep(2.2)
-    assert store.send(signed).status_code == 403
+    if "expiry" in store.emulator_gaps:
+        # The emulator ignores the URL's lifetime; the URL still states the one signed.
+        assert signed.expires.timestamp() < time.time()
+        return
+    assert store.send(signed).status_code == refused(store)
 
 
 def test_wrong_method_refused(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     put_url = store.driver.sign_put(bucket, "obj", 300)
-    assert store.send(put_url, method="GET").status_code == 403
+    if "signature" in store.emulator_gaps:
+        # The emulator accepts any signed URL with any method (GCS signs the method).
+        assert put_url.method == "PUT"
+        return
+    assert store.send(put_url, method="GET").status_code == refused(store)
     put(store, bucket, "obj")
     get_url = store.driver.sign_get(bucket, "obj", 300)
-    assert store.send(get_url, b"overwrite", method="PUT").status_code == 403
+    # Azure answers a PUT without a blob type 400 before it looks at the permission.
+    typed = {"x-ms-blob-type": "BlockBlob"} if store.name == "azure" else None
+    overwrite = store.send(get_url, b"overwrite", method="PUT", headers=typed)
+    assert overwrite.status_code == refused(store)
     assert get(store, bucket, "obj").content == BODY
 
 
@@ -184,6 +209,13 @@ def test_ttl_bounds(store: StoreUnderTest, ttl: int) -> None:
 def test_content_type_mismatch_refused(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     signed = store.driver.sign_put(bucket, "obj", 300, content_type="text/plain")
+    if "signed-headers" in store.emulator_gaps:
+        # Swift binds no header to a temp URL: it keeps the type sent, for head to show.
+        sent = store.send(signed, BODY, headers={**signed.headers, "Content-Type": "image/png"})
+        assert sent.status_code == stored(store)
+        info = store.driver.head(bucket, "obj")
+        assert info is not None and info.content_type == "image/png"
+        return
     assert store.send(signed, BODY, headers={"Content-Type": "image/png"}).status_code == 403
     assert store.send(signed, BODY, headers={}).status_code == 403
     assert store.driver.head(bucket, "obj") is None
@@ -193,13 +225,26 @@ def test_md5_mismatch_refused(store: StoreUnderTest) -> None:
     assert store.driver.capabilities.checksum_headers
     bucket = store.bucket()
     response = put(store, bucket, "obj", data=b"something else", md5=md5(BODY))
+    if "content-md5" in store.emulator_gaps:
+        # The emulator does not check Content-MD5; head shows the MD5 that ready compares.
+        info = store.driver.head(bucket, "obj")
+        assert info is not None and info.md5 == md5(b"something else")
+        return
     assert response.status_code in (400, 422), response.text
     assert store.driver.head(bucket, "obj") is None
 
 
 def test_sha256_mismatch_refused(store: StoreUnderTest) -> None:
-    assert store.driver.capabilities.sha256_checksum
     bucket = store.bucket()
+    if store.name in ("swift", "azure", "gcs"):
+        # Swift, Azure and GCS know no SHA-256: nothing is refused and head claims none (ready
+        # reads the object to check a declared SHA-256).
+        assert not store.driver.capabilities.sha256_checksum
+        put(store, bucket, "obj", data=b"something else", sha256=sha(BODY))
+        info = store.driver.head(bucket, "obj")
+        assert info is not None and info.sha256 is None
+        return
+    assert store.driver.capabilities.sha256_checksum
     response = put(store, bucket, "obj", data=b"something else", sha256=sha(BODY))
     assert response.status_code in (400, 422), response.text
     assert store.driver.head(bucket, "obj") is None
@@ -209,7 +254,14 @@ def test_content_length_mismatch_refused(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     signed = store.driver.sign_put(bucket, "obj", 300, content_length=len(BODY))
     # The HTTP client computes the real Content-Length of the longer body itself.
-    response = store.send(signed, BODY + b"more", headers={})
+    unsized = {k: v for k, v in signed.headers.items() if k != "Content-Length"}
+    response = store.send(signed, BODY + b"more", headers=unsized)
+    if "signed-headers" in store.emulator_gaps:
+        # Swift binds no length to a temp URL: head shows the size that ready checks.
+        info = store.driver.head(bucket, "obj")
+        assert response.status_code == stored(store)
+        assert info is not None and info.size == len(BODY) + 4
+        return
     assert response.status_code in (400, 403), response.text
     assert store.driver.head(bucket, "obj") is None
 
@@ -224,9 +276,12 @@ def test_bad_checksum_format_is_bad_request(store: StoreUnderTest) -> None:
 def test_conditional_write(store: StoreUnderTest) -> None:
     assert store.driver.capabilities.conditional_write
     bucket = store.bucket()
-    assert put(store, bucket, "once", if_none_match=True).status_code == 200
+    assert put(store, bucket, "once", if_none_match=True).status_code == stored(store)
+    if "conditional-write" in store.emulator_gaps:
+        return  # the emulator ignores the precondition header that the driver signs
     second = put(store, bucket, "once", data=b"second", if_none_match=True)
-    assert second.status_code in (409, 412), second.text
+    # Azure's URL grants create only: the permission check (403) comes before the header's.
+    assert second.status_code in ((409, 412, 403) if store.name == "azure" else (409, 412))
     assert get(store, bucket, "once").content == BODY
 
 
@@ -243,8 +298,11 @@ def upload_parts(
     for number, data in enumerate(PARTS, start=1):
         signed = store.driver.sign_part(bucket, key, upload_id, number, 300)
         response = store.send(signed, data)
-        assert response.status_code == 200, response.text
-        etags.append((number, response.headers["etag"]))
+        assert response.status_code == stored(store), response.text
+        if "part-etag" in store.emulator_gaps and "etag" not in response.headers:
+            response.headers["etag"] = f'"{md5(data)}"'  # what GCS answers: the part's MD5
+        # Azure's Put Block answers with no ETag: its parts are known by number alone.
+        etags.append((number, "" if store.name == "azure" else response.headers["etag"]))
     return etags
 
 
@@ -271,6 +329,10 @@ def test_multipart_conditional_complete(store: StoreUnderTest) -> None:
     put(store, bucket, "taken")
     upload_id = store.driver.create_multipart(bucket, "taken")
     upload_parts(store, bucket, "taken", upload_id)
+    if "conditional-write" in store.emulator_gaps:
+        # The emulator ignores the precondition of the final join (ifGenerationMatch=0).
+        store.driver.abort_multipart(bucket, "taken", upload_id)
+        return
     with pytest.raises(Conflict):
         store.driver.complete_multipart(bucket, "taken", upload_id, if_none_match=True)
     store.driver.abort_multipart(bucket, "taken", upload_id)
@@ -282,6 +344,8 @@ def test_multipart_wrong_etag(store: StoreUnderTest) -> None:
     upload_id = store.driver.create_multipart(bucket, "obj")
     etags = upload_parts(store, bucket, "obj", upload_id)
     etags[0] = (1, '"' + "0" * 32 + '"')
+    if store.name == "azure":  # no ETag to check: a part never uploaded is refused
+        etags[0] = (len(PARTS) + 1, "")
     with pytest.raises(Unprocessable):
         store.driver.complete_multipart(bucket, "obj", upload_id, etags)
     store.driver.abort_multipart(bucket, "obj", upload_id)
@@ -327,20 +391,28 @@ def test_overwrite_replaces_whole_object(store: StoreUnderTest) -> None:
 
 
 def test_public_object(store: StoreUnderTest) -> None:
-    assert store.driver.capabilities.public_objects
     bucket = store.bucket()
+    if store.name in ("swift", "azure"):
+        # Swift and Azure grant public reads per container only: declared and refused.
+        assert not store.driver.capabilities.public_objects
+        with pytest.raises(BadRequest):
+            store.driver.make_public(bucket, "public")
+        return
+    assert store.driver.capabilities.public_objects
     put(store, bucket, "public")
     put(store, bucket, "private")
     url = store.driver.make_public(bucket, "public")
     assert store.driver.make_public(bucket, "public") == url  # idempotent
     assert store.http.get(url).content == BODY
+    if "public-acl" in store.emulator_gaps:
+        return  # the emulator serves every object unsigned: it cannot refuse the private one
     assert store.http.get(url.replace("/public", "/private")).status_code == 403
 
 
 def test_open_read_streams(store: StoreUnderTest) -> None:
     bucket = store.bucket()
     data = bytes(range(256)) * 9000  # > 2 MiB: several chunks
-    assert put(store, bucket, "obj", data=data).status_code == 200
+    assert put(store, bucket, "obj", data=data).status_code == stored(store)
     chunks = list(store.driver.open_read(bucket, "obj"))
     assert b"".join(chunks) == data
     assert max(len(c) for c in chunks) <= MiB

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from tether.errors import BadRequest, DatabaseUnavailable
+from tether.filters.geo import register_sqlite
 
 
 def _json_dumps(value: Any) -> str:
@@ -53,6 +54,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The geo operators of the filter language call this function.
+            register_sqlite(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:

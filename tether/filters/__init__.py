@@ -45,8 +45,11 @@ Semantics (DESIGN §6; details in the modules):
   ``_`` are ordinary characters); case-sensitive.
 - ``fulltext=='w1 w2*'`` (also ``name==``, ``description==``, ``tags==``): every word must
   match, ``*`` makes a prefix, case-insensitive; needs the text index of
-  :mod:`tether.filters.fulltext`. Geo operators parse (WKT is checked) but do not compile
-  yet (FilterError "geo operators are not supported yet").
+  :mod:`tether.filters.fulltext`.
+- ``a intersects 'WKT'`` (``disjoint``, ``within``, ``contains``): exact planar predicates
+  on a ``[lon, lat]`` point or GeoJSON Point/Polygon/MultiPolygon at ``a``
+  (:mod:`tether.filters.geo`); a value that is no geometry matches none, not even
+  ``disjoint``. PostgreSQL needs the functions of :mod:`tether.filters.geo_ddl`.
 - Limits (FilterError beyond): 65,536 characters, 64 levels of nesting, 512 comparisons
   per search (all ``filter`` params together), 1,024 values per list.
 - SQL: every value is a bound parameter; so are JSON paths, except that on SQLite the

@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tether.db.tables import resources
 from tether.errors import FilterError
-from tether.filters import fulltext, indexes
+from tether.filters import fulltext, geo, indexes
 from tether.filters.ast import (
     And,
     Attribute,
@@ -139,8 +139,15 @@ class _Compiler:
         if isinstance(node, FullText):
             return fulltext.match(node.attr.name, node.query, self.dialect)
         if isinstance(node, Geo):
-            raise FilterError("geo operators are not supported yet")
+            return self.geo(node)
         raise FilterError("invalid filter")  # pragma: no cover - the AST is closed
+
+    def geo(self, node: Geo) -> ColumnElement[bool]:
+        # The indexed columns hold strings, never a geometry (see tether.filters.geo).
+        if column_for(node.attr) is not None:
+            geo.operand(node.wkt)  # a bad operand is still a FilterError
+            return sa.false()
+        return geo.condition(node.attr.path, node.op, node.wkt, self.dialect)
 
     def equals(self, attr: Attribute, values: tuple[Scalar, ...]) -> ColumnElement[bool]:
         split, has_null = _split_values(values)
