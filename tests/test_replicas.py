@@ -394,3 +394,46 @@ def test_local_copy_between_two_local_stores(admin, tether, tmp_path):
     assert [p for p in tmp_path.rglob("*") if p.is_file() and p.read_bytes() == DATA]
     best = _download(admin, rid, replica=sid)
     assert admin.http.get(best["uri"].removeprefix("http://testserver")).content == DATA
+
+
+def _provider(request, admin, name):
+    """A service and credential (users may use it) on the named provider's emulator."""
+    emulator = request.getfixturevalue(f"{name}_emulator")
+    sid = admin.add(
+        "infrastructure-service",
+        {"template": {"href": f"infrastructure-service-template/{name}", **emulator.service()}},
+    )["resource-id"]
+    cid = admin.add(
+        "credential",
+        {
+            "template": {
+                "href": f"credential-template/{name}",
+                "parent": sid,
+                **emulator.secrets(),
+            },
+            "acl": {"owners": ["group/tether-admin"], "view-data": ["group/tether-user"]},
+        },
+    )["resource-id"]
+    return sid, cid
+
+
+@pytest.mark.parametrize("provider", ["azure", "gcs", "swift"])
+def test_replica_on_every_provider(request, make_user, admin, tether, provider):
+    """One object, copied from the local store to each provider's real emulator and back
+    out through a signed URL of that provider, then deleted everywhere."""
+    api, _ = make_user(f"fed-{provider}")
+    sid, cid = _provider(request, admin, provider)
+    rid = _ready_object(api)
+    bucket = _unique(provider)
+    replica = _replicate(api, rid, cid, bucket=bucket)["replica"]
+    job = Worker(tether).run_once()
+    assert job is not None and job["state"] == "SUCCESS", job
+    doc = api.get(rid)
+    assert doc["replicas"][0]["state"] == "READY" and provider in doc["providers"]
+    assert api.search("data-object", filter=f"providers='{provider}'")["count"] == 1
+    chosen = _download(api, rid, replica=replica["id"])
+    assert chosen["infrastructure-service"] == sid
+    got = httpx.get(chosen["uri"])
+    assert got.status_code == 200 and got.content == DATA
+    api.delete(rid)
+    assert httpx.get(chosen["uri"]).status_code in (401, 403, 404)
