@@ -110,6 +110,12 @@ class StorageDriver(Protocol):
         """What this provider supports."""
         ...
 
+    @property
+    def credential_expires(self) -> datetime | None:
+        """When the credential itself stops working (a SAS or auth token), if known:
+        no URL may outlive it. None for keys that do not expire."""
+        ...
+
     def validate_bucket_name(self, name: str) -> None:
         """Raises BadRequest naming the rule when the provider forbids ``name``."""
         ...

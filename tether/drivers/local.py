@@ -161,6 +161,10 @@ class LocalStore:
         return f"LocalStore(root={str(self.files.root)!r}, base_url={self._signer.base_url!r})"
 
     @property
+    def credential_expires(self) -> datetime | None:
+        return None  # the server's own key
+
+    @property
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 

@@ -142,6 +142,11 @@ class S3Driver:
     # --- capabilities and names ----------------------------------------------------------
 
     @property
+    def credential_expires(self) -> datetime | None:
+        # A temporary S3 credential's expiry is recorded on the credential resource.
+        return None
+
+    @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
 

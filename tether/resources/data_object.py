@@ -537,9 +537,8 @@ def _within_credential(seconds: int, credential: Doc, driver: StorageDriver) -> 
     ends: list[datetime] = []
     if credential.get("expiry"):
         ends.append(datetime.fromisoformat(credential["expiry"].replace("Z", "+00:00")))
-    driver_end = getattr(driver, "credential_expires", None)
-    if isinstance(driver_end, datetime):
-        ends.append(driver_end)
+    if driver.credential_expires is not None:
+        ends.append(driver.credential_expires)
     if not ends:
         return
     left = (min(ends) - datetime.now(UTC)).total_seconds()
