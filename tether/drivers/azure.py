@@ -74,6 +74,7 @@ T = TypeVar("T")
 # forbid even that, so one object cannot be made public alone. Object lock: immutability
 # policies exist but this driver sets none.
 DEFAULT_CAPABILITIES = Capabilities(
+    signed_headers=False,
     checksum_headers=True,
     sha256_checksum=False,
     conditional_write=True,

@@ -67,7 +67,10 @@ class ObjectInfo:
 class Capabilities:
     """What a provider supports, declared honestly so callers never assume.
 
-    ``checksum_headers``: a declared MD5 is signed into the PUT and enforced by the store;
+    ``signed_headers``: a declared content type and length are bound by the signature,
+    so the store refuses a PUT that differs (Azure SAS and Swift temp URLs bind neither:
+    ``ready`` catches a wrong size); ``checksum_headers``: a declared MD5 is sent with the
+    PUT and enforced by the store;
     ``sha256_checksum``: same for SHA-256; ``conditional_write``: ``If-None-Match: *``
     makes an upload fail when the object exists; ``object_lock``: WORM retention;
     ``public_objects``: an object can be given a permanent unsigned URL;
@@ -75,6 +78,7 @@ class Capabilities:
     smallest size of every part but the last; ``max_parts``: most parts in one upload.
     """
 
+    signed_headers: bool
     checksum_headers: bool
     sha256_checksum: bool
     conditional_write: bool

@@ -54,6 +54,7 @@ DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 # an upload fail when the object exists. GCS keeps no SHA-256. Public objects need
 # fine-grained ACLs, which buckets with uniform access refuse: opt-in per service.
 DEFAULT_CAPABILITIES = Capabilities(
+    signed_headers=True,
     checksum_headers=True,
     sha256_checksum=False,
     conditional_write=True,

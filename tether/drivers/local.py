@@ -44,6 +44,7 @@ from tether.errors import (
 )
 
 CAPABILITIES = Capabilities(
+    signed_headers=True,
     checksum_headers=True,
     sha256_checksum=True,
     conditional_write=True,

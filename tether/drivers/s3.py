@@ -42,6 +42,7 @@ T = TypeVar("T")
 # public policies by default, so public objects are opt-in per service. Object lock
 # exists in S3 (and SeaweedFS) but this driver sets no retention yet, so it says no.
 DEFAULT_CAPABILITIES = Capabilities(
+    signed_headers=True,
     checksum_headers=True,
     sha256_checksum=True,
     conditional_write=True,

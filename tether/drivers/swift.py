@@ -65,6 +65,7 @@ STREAM_SEGMENT = 1024 * base.MiB
 # segment size, but rate-limits reads of segments under 1 MiB, hence that minimum.
 # A public object needs a container-wide read ACL, so it cannot be granted per object.
 CAPABILITIES = Capabilities(
+    signed_headers=False,
     checksum_headers=True,
     sha256_checksum=False,
     conditional_write=True,
