@@ -6,6 +6,10 @@ with its count, in-process) next to the same query written by hand. Reports the 
 peak RSS during the ingest.
 
     .venv/bin/python -m bench.bench_ingest [--records 1000000] [--db sqlite|postgresql|both]
+
+``--resolve-only`` skips the server: it registers the key in-process and loads both halves
+of the rows with the batched INSERT, then times ``resolve`` alone (``--explain`` also prints
+both queries' plans).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -24,7 +29,7 @@ import sqlalchemy as sa
 from bench.bench_api import PASSWORD, peak_rss_mib, start_server
 from tests.pg import fresh_database
 from tether.auth.identity import Identity, user_claims
-from tether.core import build
+from tether.core import Tether, build, prepare
 from tether.db.engine import make_engine
 from tether.db.tables import resource_principals, resources
 from tether.resources.bootstrap import ADMIN_ID
@@ -87,13 +92,13 @@ def ingest(url: str, n: int) -> tuple[float, int]:
         return time.perf_counter() - start, created
 
 
-def raw_insert(db_url: str, n: int) -> float:
+def raw_insert(db_url: str, n: int, prefix: str = "raw") -> float:
     engine = make_engine(db_url)
     start = time.perf_counter()
     for first in range(0, n, 1000):
         rows, principals = [], []
         for i in range(first, min(first + 1000, n)):
-            doc = record(i, "raw") | {
+            doc = record(i, prefix) | {
                 "resource-type": "data-record",
                 "created": STAMP,
                 "updated": STAMP,
@@ -122,7 +127,34 @@ def raw_insert(db_url: str, n: int) -> float:
     return elapsed
 
 
-def resolve_vs_sql(data_dir: str, db_url: str | None, n: int) -> tuple[float, float]:
+def explain(tether: Tether, run: Callable[[], None]) -> None:
+    """Prints the plan of every page query ``run`` sends, as the database executes it."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "over ()" in statement.lower():
+            sent.append((statement, params))
+
+    sa.event.listen(tether.engine, "before_cursor_execute", capture)
+    try:
+        run()
+    finally:
+        sa.event.remove(tether.engine, "before_cursor_execute", capture)
+    prefix = (
+        "EXPLAIN (ANALYZE, BUFFERS) "
+        if tether.engine.dialect.name == "postgresql"
+        else "EXPLAIN QUERY PLAN "
+    )
+    with tether.engine.connect() as conn:
+        for statement, params in sent:
+            print(statement, params, sep="\n")
+            for row in conn.exec_driver_sql(prefix + statement, params):
+                print("   ", row[-1])
+
+
+def resolve_vs_sql(
+    data_dir: str, db_url: str | None, n: int, show_plans: bool = False
+) -> tuple[float, float]:
     settings = Settings.load({"data_dir": data_dir, "database_url": db_url or ""}, environ={})
     tether = build(settings)
     admin = Identity(user_claims(ADMIN_ID, {"group/tether-admin"}), ADMIN_ID)
@@ -160,6 +192,9 @@ def resolve_vs_sql(data_dir: str, db_url: str | None, n: int) -> tuple[float, fl
             rows = conn.execute(hand).all()
         assert rows[0][1] == 200
 
+    if show_plans:
+        explain(tether, via_tether)
+        explain(tether, via_sql)
     result = timed(via_tether), timed(via_sql)
     tether.close()
     return result
@@ -188,15 +223,49 @@ def run(label: str, db_url: str | None, n: int) -> None:
         )
 
 
+def resolve_only(label: str, db_url: str | None, n: int, show_plans: bool) -> None:
+    """The resolve comparison alone, on rows loaded without the server (faster to set up)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = os.path.join(tmp, "data")
+        settings = Settings.load({"data_dir": data_dir, "database_url": db_url or ""}, environ={})
+        prepare(settings)
+        tether = build(settings)
+        admin = Identity(user_claims(ADMIN_ID, {"group/tether-admin"}), ADMIN_ID)
+        tether.resources.add(
+            admin, "data-record-key-prefix", {"prefix": "bench", "uri": "https://bench.example"}, ""
+        )
+        key = {"prefix": "bench", "key": "value", "subtype": "integer", "indexed": True}
+        tether.resources.add(admin, "data-record-key", key, "")
+        tether.close()
+        url_db = settings.effective_database_url
+        load = raw_insert(url_db, n, "r") + raw_insert(url_db, n, "raw")
+        engine = make_engine(url_db)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        engine.dispose()
+        tether_resolve, sql_resolve = resolve_vs_sql(data_dir, db_url, n, show_plans)
+        print(f"## {label}: {n} + {n} records (loaded in {load:.1f} s)")
+        print(
+            f"resolve {tether_resolve * 1e3:.2f} ms, hand SQL {sql_resolve * 1e3:.2f} ms, "
+            f"ratio {tether_resolve / sql_resolve:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--resolve-only", action="store_true", help="skip the ingest part")
+    parser.add_argument("--explain", action="store_true", help="print the resolve query plans")
     args = parser.parse_args()
-    if args.db in ("sqlite", "both"):
-        run("SQLite", None, args.records)
-    if args.db in ("postgresql", "both"):
-        run("PostgreSQL", fresh_database(), args.records)
+    for label, db in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql")):
+        if args.db not in (db, "both"):
+            continue
+        url = fresh_database() if db == "postgresql" else None
+        if args.resolve_only:
+            resolve_only(label, url, args.records, args.explain)
+        else:
+            run(label, url, args.records)
 
 
 if __name__ == "__main__":

@@ -131,8 +131,14 @@ def _wait_until_ready(server: SeaweedFS, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def seaweedfs(region: str = "us-east-1") -> Iterator[SeaweedFS]:
-    """Starts a throwaway single-node SeaweedFS with S3 and yields it, stopping it after."""
+def seaweedfs(
+    region: str = "us-east-1", iam_config: dict[str, object] | None = None
+) -> Iterator[SeaweedFS]:
+    """Starts a throwaway single-node SeaweedFS with S3 and yields it, stopping it after.
+
+    ``iam_config`` is SeaweedFS's advanced IAM document (``-s3.iam.config``): with an
+    ``sts`` section the server also issues temporary credentials (STS on the S3 port).
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="tether-weed-"))
     access_key = "TETHER" + secrets.token_hex(6).upper()
     secret_key = secrets.token_urlsafe(30)
@@ -147,6 +153,11 @@ def seaweedfs(region: str = "us-east-1") -> Iterator[SeaweedFS]:
     }
     config = data_dir / "s3.json"
     config.write_text(json.dumps(identity))
+    iam_args: list[str] = []
+    if iam_config is not None:
+        iam_path = data_dir / "iam.json"
+        iam_path.write_text(json.dumps(iam_config))
+        iam_args.append(f"-s3.iam.config={iam_path}")
     (data_dir / "data").mkdir()
     # Every port explicit: left alone, gRPC ports default to port+10000 and can clash.
     ports = [
@@ -176,6 +187,7 @@ def seaweedfs(region: str = "us-east-1") -> Iterator[SeaweedFS]:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.config={config}",
+        *iam_args,
         # Defaults that would hide bugs: a DeleteBucket that erases a non-empty bucket,
         # and buckets created implicitly by an upload.
         "-s3.allowDeleteBucketNotEmpty=false",

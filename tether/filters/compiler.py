@@ -41,7 +41,7 @@ from tether.filters.ast import (
 from tether.filters.jsonsql import (
     CANONICAL_GLOB,
     CANONICAL_REGEX,
-    Kind,
+    Comparison,
     Ordering,
     Values,
     doc_path,
@@ -120,7 +120,7 @@ class _Compiler:
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
-            return sa.and_(*(self.node(item) for item in node.items))
+            return self.conjunction(node.items)
         if isinstance(node, Or):
             return sa.or_(*(self.node(item) for item in node.items))
         if isinstance(node, Not):
@@ -168,21 +168,36 @@ class _Compiler:
                 terms.append(path.equals(split))
         return sa.or_(*terms) if terms else sa.false()
 
+    def conjunction(self, items: tuple[Node, ...]) -> ColumnElement[bool]:
+        """The AND of ``items``, with the orderings on one document path compiled together.
+
+        ``a>=1 and a<9`` becomes one range on the value (or, for an array, each bound on
+        some element, as before), so an index on the path serves it as one range.
+        """
+        terms: list[ColumnElement[bool] | tuple[str, ...]] = []
+        ranges: dict[tuple[str, ...], list[Comparison]] = {}
+        for item in items:
+            if (
+                isinstance(item, Compare)
+                and item.op in _ORDERINGS
+                and column_for(item.attr) is None
+            ):
+                path = item.attr.path
+                if path not in ranges:
+                    ranges[path] = []
+                    terms.append(path)
+                ranges[path].append(_comparison(item.op, item.value))
+            else:
+                terms.append(self.node(item))
+        return sa.and_(
+            *(
+                doc_path(t, self.dialect).compare_all(ranges[t]) if isinstance(t, tuple) else t
+                for t in terms
+            )
+        )
+
     def compare(self, attr: Attribute, op: str, value: Scalar) -> ColumnElement[bool]:
-        ordering: Ordering = op  # type: ignore[assignment]  # the parser only allows these
-        kind: Kind
-        operand: str | int | float
-        if isinstance(value, Date):
-            kind, operand = "date", value.text
-            if not value.exact:
-                # text is the millisecond just below the instant: t < instant iff t <= text.
-                ordering = _BETWEEN_MILLISECONDS[ordering]
-        elif isinstance(value, str):
-            kind, operand = "string", value
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            kind, operand = "number", value
-        else:  # pragma: no cover - the parser rejects other operands
-            raise FilterError(f"operator '{op}' needs a number, string or date")
+        ordering, kind, operand = _comparison(op, value)
         column = column_for(attr)
         if column is None:
             return doc_path(attr.path, self.dialect).compare(ordering, kind, operand)
@@ -211,6 +226,24 @@ class _Compiler:
         if upper is None:
             return text >= prefix
         return sa.and_(text >= prefix, text < upper)
+
+
+_ORDERINGS = frozenset(_BETWEEN_MILLISECONDS)
+
+
+def _comparison(op: str, value: Scalar) -> Comparison:
+    """An ordering's operator, operand kind and operand as the SQL compares them."""
+    ordering: Ordering = op  # type: ignore[assignment]  # the parser only allows these
+    if isinstance(value, Date):
+        if not value.exact:
+            # text is the millisecond just below the instant: t < instant iff t <= text.
+            ordering = _BETWEEN_MILLISECONDS[ordering]
+        return ordering, "date", value.text
+    if isinstance(value, str):
+        return ordering, "string", value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return ordering, "number", value
+    raise FilterError(f"operator '{op}' needs a number, string or date")  # pragma: no cover
 
 
 def _negate(expr: ColumnElement[bool]) -> ColumnElement[bool]:

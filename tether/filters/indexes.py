@@ -9,7 +9,14 @@
   index, letting SQLite answer the whole OR from indexes.
 - PostgreSQL: a GIN index (``jsonb_path_ops``) on ``doc #> '{a,b}'``, which serves the
   containment test ``(doc #> path) @> value`` the compiler uses for ``=`` and value lists,
-  for scalars and arrays alike.
+  for scalars and arrays alike; for orderings (``<``, ``>=``, date ranges), B-trees on the
+  typed scalars the compiler compares (the value as ``numeric`` when it is a JSON number,
+  its text in code-point order when it is a string; see
+  :class:`tether.filters.jsonsql.PostgresDoc`), each partial to the rows that hold that
+  type, and a partial index of the rows where the key holds an array, for the "any
+  element" arm. Which of the typed indexes fills depends on
+  the values actually stored, so the index does not need the key's declared subtype, and
+  an index of a type nobody stores stays empty.
 
 DDL cannot take bound parameters, so the key path is rendered into the statement; it is
 validated first by the attribute rule (letters, digits, ``_ . - :`` and ``/``), which
@@ -40,6 +47,8 @@ from tether.errors import FilterError
 INDEX_PREFIX = "ixm_"
 _NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _ARRAYS_SUFFIX = "_arrays"
+_NUMBERS_SUFFIX = "_numbers"
+_STRINGS_SUFFIX = "_strings"
 # Exactly what sqlite_json_path produces for validated segments.
 _SQLITE_PATH_RE = re.compile(r"""json_extract\(doc, '(\$(?:\."[A-Za-z][A-Za-z0-9_.:\-]*")+)'\)""")
 _SEGMENT_RE = re.compile(r'\."([^"]*)"')
@@ -122,12 +131,7 @@ def metadata_key_index_ddl(
     path = _validated_path(key_path)
     full_name = _validated_name(name)
     if dialect == "postgresql":
-        array = "{" + ",".join(f'"{segment}"' for segment in path) + "}"
-        how = "CONCURRENTLY " if concurrently else ""
-        return [
-            f'CREATE INDEX {how}IF NOT EXISTS "{full_name}" ON resources '
-            f"USING gin ((doc #> '{array}'::text[]) jsonb_path_ops)"
-        ]
+        return _postgres_ddl(path, full_name, concurrently)
     from tether.filters.jsonsql import sqlite_json_path
 
     json_path = sqlite_json_path(path)
@@ -144,15 +148,38 @@ def metadata_key_index_ddl(
     ]
 
 
+def _postgres_ddl(path: tuple[str, ...], full_name: str, concurrently: bool) -> list[str]:
+    array = "{" + ",".join(f'"{segment}"' for segment in path) + "}"
+    value = f"(doc #> '{array}'::text[])"
+    text = f"(doc #>> '{array}'::text[])"
+    json_type = f"jsonb_typeof{value}"
+    # Exactly the compiler's typed scalars (PostgresDoc.number / .string): the planner
+    # matches an index only to the same expression. Each index is partial to its own
+    # type; "expr >= $1" implies "expr IS NOT NULL" (the operator is strict), which
+    # lets the planner use it.
+    number = f"(CASE WHEN {json_type} = 'number' THEN {text}::numeric END)"
+    string = f"(CASE WHEN {json_type} = 'string' THEN {text} END)"
+    create = f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS"
+    return [
+        f'{create} "{full_name}" ON resources USING gin ({value} jsonb_path_ops)',
+        f'{create} "{full_name}{_NUMBERS_SUFFIX}" ON resources ({number}) '
+        f"WHERE {number} IS NOT NULL",
+        f'{create} "{full_name}{_STRINGS_SUFFIX}" ON resources ({string} COLLATE "C") '
+        f"WHERE {string} IS NOT NULL",
+        # As on SQLite: tiny while arrays are rare, and it makes the array arm of an
+        # ordering an index search, so the planner can OR it with the B-tree range.
+        f'{create} "{full_name}{_ARRAYS_SUFFIX}" ON resources (({json_type})) '
+        f"WHERE {json_type} = 'array'",
+    ]
+
+
 def metadata_key_index_drop_ddl(name: str, dialect: str) -> list[str]:
     """The statements that drop an index made by :func:`metadata_key_index_ddl`."""
     full_name = _validated_name(name)
+    suffixes = ["", _ARRAYS_SUFFIX]
     if dialect == "postgresql":
-        return [f'DROP INDEX IF EXISTS "{full_name}"']
-    return [
-        f'DROP INDEX IF EXISTS "{full_name}"',
-        f'DROP INDEX IF EXISTS "{full_name}{_ARRAYS_SUFFIX}"',
-    ]
+        suffixes += [_NUMBERS_SUFFIX, _STRINGS_SUFFIX]
+    return [f'DROP INDEX IF EXISTS "{full_name}{suffix}"' for suffix in suffixes]
 
 
 def create_metadata_key_index(conn: Connection, key_path: str, name: str) -> None:

@@ -18,6 +18,15 @@ equality, which covers scalars and arrays at once, and for ordering and prefixes
 on ``jsonb_typeof`` that runs plain SQL on a scalar and a jsonpath program over the
 elements of an array.
 
+Orderings on PostgreSQL compare a *typed* scalar — ``CASE WHEN jsonb_typeof(v) =
+'number' THEN (doc #>> path)::numeric END`` (or the string's text, in code-point order) —
+which is NULL for every other JSON type, so the type test and the value come as one
+expression that a B-tree index on the same expression serves; the array branch is a
+separate arm, ``jsonb_typeof(v) = 'array' AND jsonb_path_exists(…)``, which a partial
+index of the array-holding rows serves (see :mod:`tether.filters.indexes`). Several
+orderings on one path in one AND are compiled together by :meth:`PostgresDoc.compare_all`
+(and its SQLite twin), so that a range is one index range, not two half-table scans.
+
 The path is always a bound parameter — a JSON path string ``$."a"."b"`` on SQLite, a
 ``text[]`` for ``#>`` on PostgreSQL — except on SQLite for keys an admin indexed
 (:mod:`tether.filters.indexes`): SQLite matches an expression index only against the same
@@ -28,8 +37,9 @@ each statement with its parameter values and matches indexes with bound paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
 import sqlalchemy as sa
@@ -41,6 +51,8 @@ from tether.filters import indexes
 
 Ordering: TypeAlias = Literal["<", "<=", ">", ">="]
 Kind: TypeAlias = Literal["number", "string", "date"]
+# One ordering on a path: (operator, operand kind, operand).
+Comparison: TypeAlias = tuple[Ordering, Kind, str | int | float]
 
 # Tether's canonical timestamp, as a SQLite GLOB, a POSIX regex and a jsonpath regex.
 CANONICAL_GLOB = (
@@ -75,6 +87,27 @@ def prefix_upper_bound(prefix: str) -> str | None:
             return "".join(chars)
         chars.pop()
     return None
+
+
+def pg_json_type(name: str) -> ColumnElement[Any]:
+    """A ``jsonb_typeof`` result as constant text, as the index definitions spell it.
+
+    A constant, not a parameter, so that the statement's expressions are the very ones
+    of :func:`tether.filters.indexes.metadata_key_index_ddl` (``name`` is one of our own
+    fixed words, never input).
+    """
+    if name not in _PG_JSON_TYPES:
+        raise ValueError(f"not a JSON type: {name!r}")
+    return sa.literal_column(f"'{name}'", sa.Text)
+
+
+_PG_JSON_TYPES = frozenset({"number", "string", "array"})
+
+
+def exact_number(value: int | float) -> int | Decimal:
+    """The operand as the exact decimal its JSON text denotes (floats by their shortest
+    repr, as a JSON document would hold them), so a numeric comparison sees no rounding."""
+    return value if isinstance(value, int) else Decimal(repr(value))
 
 
 def bind(value: Any, type_: Any = None) -> ColumnElement[Any]:
@@ -112,10 +145,13 @@ class SQLiteDoc:
     def _elements(self) -> Any:
         return sa.func.json_each(resources.c.doc, self.path).table_valued("type", "value").alias()
 
+    def _exists(self, cond: Condition) -> ColumnElement[bool]:
+        each = self._elements()
+        return sa.exists().select_from(each).where(cond(each.c.type, each.c.value))
+
     def _any(self, cond: Condition) -> ColumnElement[bool]:
         """``cond(type, value)`` holds for the scalar or for some element of the array."""
-        each = self._elements()
-        in_array = sa.exists().select_from(each).where(cond(each.c.type, each.c.value))
+        in_array = self._exists(cond)
         return sa.or_(cond(self.type, self.value), sa.and_(self.type == "array", in_array))
 
     def equals(self, values: Values) -> ColumnElement[bool]:
@@ -136,14 +172,31 @@ class SQLiteDoc:
         return sa.or_(self.type.is_(None), self.type == "null")
 
     def compare(self, op: Ordering, kind: Kind, operand: str | int | float) -> ColumnElement[bool]:
-        def cond(t: ColumnElement[Any], v: ColumnElement[Any]) -> ColumnElement[bool]:
-            if kind == "number":
-                return sa.and_(t.in_(_SQLITE_NUMBER), v.op(op)(operand))
-            if kind == "date":
-                return sa.and_(t == "text", v.op("GLOB")(CANONICAL_GLOB), v.op(op)(operand))
-            return sa.and_(t == "text", v.op(op)(operand))
+        return self.compare_all([(op, kind, operand)])
 
-        return self._any(cond)
+    def compare_all(self, comparisons: Sequence[Comparison]) -> ColumnElement[bool]:
+        """Every comparison holds for the scalar, or each holds for some array element.
+
+        The same as the AND of the single comparisons: a value is either a scalar or an
+        array, so the cross terms of that AND can never hold.
+        """
+
+        def cond(op: Ordering, kind: Kind, operand: str | int | float) -> Condition:
+            def test(t: ColumnElement[Any], v: ColumnElement[Any]) -> ColumnElement[bool]:
+                if kind == "number":
+                    return sa.and_(t.in_(_SQLITE_NUMBER), v.op(op)(operand))
+                if kind == "date":
+                    return sa.and_(t == "text", v.op("GLOB")(CANONICAL_GLOB), v.op(op)(operand))
+                return sa.and_(t == "text", v.op(op)(operand))
+
+            return test
+
+        conds = [cond(*c) for c in comparisons]
+        if len(conds) == 1:
+            return self._any(conds[0])
+        scalar = sa.and_(*(c(self.type, self.value) for c in conds))
+        in_array = [self._exists(c) for c in conds]
+        return sa.or_(scalar, sa.and_(self.type == "array", *in_array))
 
     def prefix(self, prefix: str) -> ColumnElement[bool]:
         upper = prefix_upper_bound(prefix)
@@ -179,8 +232,15 @@ class PostgresDoc:
         self.value: ColumnElement[Any] = resources.c.doc.op("#>", return_type=JSONB)(self.path)
         self.type: ColumnElement[Any] = sa.func.jsonb_typeof(self.value)
         # The value as text (a string's contents), compared in code-point order.
-        self.text: ColumnElement[Any] = resources.c.doc.op("#>>", return_type=sa.Text)(
-            self.path
+        raw: ColumnElement[Any] = resources.c.doc.op("#>>", return_type=sa.Text)(self.path)
+        self.text: ColumnElement[Any] = raw.collate("C")
+        # The typed scalars, NULL for any other JSON type; the B-tree indexes of
+        # tether.filters.indexes are on exactly these expressions.
+        self.number: ColumnElement[Any] = sa.case(
+            (self.type == pg_json_type("number"), sa.cast(raw, sa.Numeric))
+        )
+        self.string: ColumnElement[Any] = sa.case(
+            (self.type == pg_json_type("string"), raw)
         ).collate("C")
 
     def _scalar_or_elements(
@@ -216,20 +276,34 @@ class PostgresDoc:
         return sa.or_(self.value.is_(None), self.type == "null")
 
     def compare(self, op: Ordering, kind: Kind, operand: str | int | float) -> ColumnElement[bool]:
-        json_type = "number" if kind == "number" else "string"
-        guard = f'@.type() == "{json_type}"'
-        scalar: ColumnElement[bool]
-        if kind == "number":
-            # jsonb compares numbers numerically (the CASE has checked the type).
-            scalar = self.value.op(op)(bind(operand, JSONB))
-        else:
-            scalar = self.text.op(op)(operand)
-        if kind == "date":
-            guard += f' && @ like_regex "{CANONICAL_REGEX.replace(chr(92), chr(92) * 2)}"'
-            scalar = sa.and_(self.text.op("~")(CANONICAL_REGEX), scalar)
-        # String comparison in jsonpath is by code point, like COLLATE "C" and SQLite.
-        program = f"lax $ ? ({guard} && @ {op} $v)"
-        return self._scalar_or_elements(json_type, scalar, program, operand)
+        return self.compare_all([(op, kind, operand)])
+
+    def compare_all(self, comparisons: Sequence[Comparison]) -> ColumnElement[bool]:
+        """Every comparison holds for the scalar, or each holds for some array element.
+
+        The same as the AND of the single comparisons (a value is a scalar or an array,
+        never both), written so that a B-tree on the typed scalar serves the whole range
+        and a partial index of the array rows serves the other arm: the planner combines
+        them with a BitmapOr. The typed scalar is NULL for other JSON types, so the
+        scalar arm is NULL rather than false there; filters only ever ask whether a
+        predicate is true (negation is ``IS NOT TRUE``).
+        """
+        scalar: list[ColumnElement[bool]] = []
+        in_array: list[ColumnElement[bool]] = []
+        for op, kind, operand in comparisons:
+            json_type = "number" if kind == "number" else "string"
+            guard = f'@.type() == "{json_type}"'
+            if kind == "number":
+                assert not isinstance(operand, str)
+                scalar.append(self.number.op(op)(bind(exact_number(operand), sa.Numeric)))
+            else:
+                if kind == "date":
+                    guard += f' && @ like_regex "{CANONICAL_REGEX.replace(chr(92), chr(92) * 2)}"'
+                    scalar.append(self.string.op("~")(CANONICAL_REGEX))
+                scalar.append(self.string.op(op)(operand))
+            # String comparison in jsonpath is by code point, like COLLATE "C" and SQLite.
+            in_array.append(self._path_exists(f"lax $ ? ({guard} && @ {op} $v)", operand))
+        return sa.or_(sa.and_(*scalar), sa.and_(self.type == pg_json_type("array"), *in_array))
 
     def prefix(self, prefix: str) -> ColumnElement[bool]:
         # starts_with compares code points (no wildcards, no collation).

@@ -1,4 +1,11 @@
-"""``event``: the append-only audit log (logins, creations, deletions, ACL changes)."""
+"""``event``: the append-only audit log (logins, creations, deletions, ACL changes, URLs).
+
+Every download and upload writes one, so events are kept cheap to write: they are not in
+the full-text index (``tether.filters.fulltext.UNINDEXED``), and a full-text condition
+(``fulltext=='…'``, ``name=='…'``) on events matches none. Search them by their fields
+instead: ``category``, ``success``, ``user``, ``timestamp``, ``content/resource/href``,
+``created-by`` and the rest of the filter language all work as on any resource.
+"""
 
 from __future__ import annotations
 
