@@ -16,8 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import queue
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -298,6 +301,50 @@ def normalize_sha256(sha256: str | None) -> str | None:
     if not _HEX64.fullmatch(value):
         raise BadRequest("sha256 must be 64 hexadecimal digits")
     return value
+
+
+def digest_stream(chunks: Iterable[bytes], algorithms: Iterable[str]) -> dict[str, str]:
+    """Hex digests of a stream, e.g. ``{"sha256": …}``, reading one chunk ahead.
+
+    A thread pulls the next chunks (a socket read, which releases the GIL) while this one
+    hashes (hashlib releases it too for large buffers), so a check that must read a whole
+    object takes about the longer of the two, not their sum. Ask only for the digests
+    needed: MD5 costs about twice SHA-256 here.
+    """
+    hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
+    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ahead.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(None)
+        except BaseException as exc:  # handed to the caller, who raises it
+            ahead.put(exc)
+
+    reader = threading.Thread(target=read, name="tether-digest", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            for hasher in hashers.values():
+                hasher.update(item)
+    finally:
+        stop.set()
+        reader.join()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 def hex_to_b64(hex_digest: str) -> str:

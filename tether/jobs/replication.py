@@ -12,8 +12,8 @@ only ever read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection
@@ -25,6 +25,7 @@ from tether.core import Tether
 from tether.db import store
 from tether.db.engine import transaction
 from tether.drivers import StorageDriver
+from tether.drivers.base import digest_stream
 from tether.errors import StoreError, TetherError, Unprocessable
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
@@ -119,12 +120,9 @@ def _verified_copy(
     return facts
 
 
-def _hashes(chunks: Any) -> tuple[str, str]:
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    for chunk in chunks:
-        md5.update(chunk)
-        sha.update(chunk)
-    return md5.hexdigest(), sha.hexdigest()
+def _hashes(chunks: Iterator[bytes]) -> tuple[str, str]:
+    digests = digest_stream(chunks, ("md5", "sha256"))
+    return digests["md5"], digests["sha256"]
 
 
 def _discard(driver: StorageDriver, bucket: str, key: str) -> None:

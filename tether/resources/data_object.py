@@ -19,7 +19,13 @@ from sqlalchemy import Connection
 from tether.auth import acl as acl_mod
 from tether.db import store
 from tether.drivers import StorageDriver
-from tether.drivers.base import ObjectInfo, SignedRequest, validate_expires, validate_key
+from tether.drivers.base import (
+    ObjectInfo,
+    SignedRequest,
+    digest_stream,
+    validate_expires,
+    validate_key,
+)
 from tether.errors import (
     BadRequest,
     Conflict,
@@ -578,13 +584,12 @@ def _verified(driver: StorageDriver, doc: Doc, head: ObjectInfo) -> ObjectInfo:
         )
     md5, sha256 = head.md5, head.sha256
     want_md5, want_sha = doc.get("md5sum"), doc.get("sha256")
-    if (want_md5 and not md5) or (want_sha and not sha256):
-        # The store cannot tell (a multipart object): read it once to check.
-        h_md5, h_sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-        for chunk in driver.open_read(doc["bucket"], doc["object"]):
-            h_md5.update(chunk)
-            h_sha.update(chunk)
-        md5, sha256 = h_md5.hexdigest(), h_sha.hexdigest()
+    checks = (("md5", want_md5, md5), ("sha256", want_sha, sha256))
+    missing = [name for name, want, got in checks if want and not got]
+    if missing:
+        # The store cannot tell (a multipart object): read it once, for what was declared.
+        digests = digest_stream(driver.open_read(doc["bucket"], doc["object"]), missing)
+        md5, sha256 = digests.get("md5", md5), digests.get("sha256", sha256)
     if want_md5 and md5 != want_md5:
         raise Unprocessable("stored object's md5 differs from the declared md5sum", doc["id"])
     if want_sha and sha256 != want_sha:
