@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -34,6 +35,10 @@ from tether.errors import (
     TetherError,
     Unprocessable,
 )
+
+# botocore's DEBUG records carry signed requests and session tokens: never let them out,
+# whatever level a deployment gives the root logger.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 T = TypeVar("T")
 

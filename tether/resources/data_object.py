@@ -533,28 +533,32 @@ def _expires_in(ctx: Context, body: Doc, driver: StorageDriver, credential: Doc)
             f"a URL lifetime of {seconds} s exceeds the maximum of {ctx.settings.max_url_ttl} s"
         )
     validate_expires(int(seconds), driver.capabilities)
-    _within_credential(int(seconds), credential, driver)
-    return int(seconds)
+    asked = "ttl" in body or "expires-in" in body
+    return _within_credential(int(seconds), credential, driver, asked)
 
 
-def _within_credential(seconds: int, credential: Doc, driver: StorageDriver) -> None:
-    """A temporary credential's URLs must not outlive it: 400 rather than a URL that
-    stops working before its stated expiry."""
+def _within_credential(seconds: int, credential: Doc, driver: StorageDriver, asked: bool) -> int:
+    """A temporary credential's URLs must not outlive it. A lifetime the caller asked for
+    is refused (400) rather than shortened; the default lifetime is shortened to what the
+    credential has left, so clients that never name one (Nuvla's) keep working."""
     ends: list[datetime] = []
     if credential.get("expiry"):
         ends.append(datetime.fromisoformat(credential["expiry"].replace("Z", "+00:00")))
     if driver.credential_expires is not None:
         ends.append(driver.credential_expires)
     if not ends:
-        return
+        return seconds
     left = (min(ends) - datetime.now(UTC)).total_seconds()
-    if left <= 0:
+    if left < 1:
         raise BadRequest(f"{credential['id']} expired at {iso(min(ends))}")
+    if seconds > left and not asked:
+        return int(left)
     if seconds > left:
         raise BadRequest(
             f"a URL lifetime of {seconds} s exceeds the {int(left)} s left before "
             f"{credential['id']} expires"
         )
+    return seconds
 
 
 def _signed_body(signed: SignedRequest, with_method: bool = True) -> Doc:
