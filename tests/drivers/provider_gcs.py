@@ -53,6 +53,7 @@ GAPS = frozenset(
         "conditional-write",  # x-goog-if-generation-match / ifGenerationMatch ignored
         "part-etag",  # an XML-API PUT answers no ETag header
         "public-acl",  # every object is readable without a signature; ACLs are stored only
+        "empty-put",  # an XML-API PUT of zero bytes drops the connection
     }
 )
 
