@@ -208,3 +208,42 @@ def test_public_objects_and_state_events(admin, make_user, anon):
     urls = admin.search("event", filter=f"category='url' and content/resource/href='{rid}'")
     assert urls["count"] == 1 and "signature" not in str(urls).lower()
     assert signed["uri"].split("?")[1] not in str(urls)
+
+
+def test_checksum_declared_at_ready(admin):
+    """A client that hashes while uploading declares the sha256 to ready, which checks it."""
+    import hashlib
+
+    data = b"hashed on the way up\n" * 1000
+
+    def uploaded(**declared):
+        rid = admin.add(
+            "data-object",
+            {
+                "template": {
+                    "href": "data-object-template/generic",
+                    "credential": LOCAL_CREDENTIAL_ID,
+                    "bucket": _unique("declared"),
+                    **declared,
+                }
+            },
+        )["resource-id"]
+        signed = admin.http.post(f"/api/{rid}/upload", json={}).json()
+        put = admin.http.put(signed["uri"], content=data, headers=signed["headers"])
+        assert put.status_code == 200, put.text
+        return rid
+
+    good = hashlib.sha256(data).hexdigest()
+    bad = hashlib.sha256(b"other").hexdigest()
+    rid = uploaded()
+    r = admin.http.post(f"/api/{rid}/ready", json={"sha256": bad})
+    assert r.status_code == 422 and admin.get(rid)["state"] == "UPLOADING"
+    assert "sha256" not in admin.get(rid)  # a refused declaration is not kept
+    assert admin.http.post(f"/api/{rid}/ready", json={"sha256": "xyz"}).status_code == 400
+    r = admin.http.post(f"/api/{rid}/ready", json={"sha256": good.upper()})
+    assert r.status_code == 200 and admin.get(rid)["sha256"] == good
+
+    rid = uploaded(sha256=good)
+    r = admin.http.post(f"/api/{rid}/ready", json={"sha256": bad})
+    assert r.status_code == 409 and "differs from the one declared" in r.json()["message"]
+    assert admin.http.post(f"/api/{rid}/ready", json={"sha256": good}).status_code == 200

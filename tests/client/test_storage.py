@@ -127,7 +127,12 @@ def test_upload_kinds_listing_and_states(provider, service, tmp_path):
         again.upload(b"twice")
 
 
-def test_parallel_multipart_with_bounded_memory(provider, service, tmp_path):
+def test_parallel_multipart_with_bounded_memory(provider, service, tmp_path, monkeypatch):
+    # The server runs in this process too, and its checksum check of an S3 object reads
+    # several ranges ahead: keep that to one small range so the peak measured is the
+    # client's.
+    monkeypatch.setattr("tether.drivers.s3._READ_RANGE", MiB)
+    monkeypatch.setattr("tether.drivers.s3._READ_STREAMS", 1)
     size = 40 * MiB + 123
     path = tmp_path / "big.bin"
     data = blob(size, b"multipart")

@@ -151,7 +151,7 @@ def digests(source: Source, chunk: int, md5: bool) -> tuple[str, str | None]:
     """The sha256 (and md5) of a source, by one sequential read."""
     sha = hashlib.sha256()
     m = hashlib.md5(usedforsecurity=False) if md5 else None
-    for data in source.chunks(0, source.size, max(chunk, 4 * t.MiB)):
+    for data in source.chunks(0, source.size, chunk):
         sha.update(data)
         if m is not None:
             m.update(data)
@@ -190,8 +190,10 @@ class Uploader:
             # A previous attempt we cannot continue: start over from NEW.
             self.client.operation(rid, "abort-upload", {})
         changes: Doc = {"bytes": source.size}
-        if self.options.checksum:
-            sha, md5 = digests(source, self.options.chunk, md5="md5sum" in doc)
+        # A single PUT binds the sha256 into its URL, so it is known first; a multipart
+        # upload is hashed while its parts go up and declared to ready instead.
+        if self.options.checksum and source.size <= self.options.threshold:
+            sha, md5 = digests(source, max(self.options.chunk, 4 * t.MiB), md5="md5sum" in doc)
             changes["sha256"] = sha
             if md5:
                 changes["md5sum"] = md5
@@ -216,11 +218,20 @@ class Uploader:
         doc, entry = self._prepare(rid, source, content_type, journal)
         stats = UploadStats(size=source.size, sha256=doc.get("sha256"))
         counter = t.Counter(progress)
-        if entry is None and source.size <= self.options.threshold:
-            self._single(rid, source, counter, stats)
-        else:
-            self._multipart(rid, source, entry, journal, counter, stats)
-        stats.answer = self.client.operation(rid, "ready", {})
+        single = entry is None and source.size <= self.options.threshold
+        with ThreadPoolExecutor(1, thread_name_prefix="tether-hash") as hasher:
+            hashed: Future[tuple[str, str | None]] | None = None
+            if self.options.checksum and not doc.get("sha256") and not single:
+                # Chunk by chunk beside the parts: memory stays that of the transfer.
+                hashed = hasher.submit(digests, source, self.options.chunk, False)
+            if single:
+                self._single(rid, source, counter, stats)
+            else:
+                self._multipart(rid, source, entry, journal, counter, stats)
+            ready: Doc = {}
+            if hashed is not None:
+                stats.sha256 = ready["sha256"] = hashed.result()[0]
+        stats.answer = self.client.operation(rid, "ready", ready)
         journal.delete()
         return stats
 

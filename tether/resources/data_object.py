@@ -103,6 +103,8 @@ _REPLICATE = compile_schema(
     ["credential"],
 )
 _EMPTY = compile_schema({})
+# A client that hashes while it uploads declares the digest with ready instead.
+_READY = compile_schema({k: _FIELDS[k] for k in ("md5sum", "sha256")})
 _VALID = {
     "upload": (NEW, UPLOADING),
     "abort-upload": (UPLOADING,),
@@ -335,7 +337,8 @@ class DataObjectKind(ResourceKind):
     def _ready(
         self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
     ) -> Outcome:
-        validate(_EMPTY, body, "ready request")
+        validate(_READY, body, "ready request")
+        doc = _declared_at_ready(doc, body)
         bucket, key = doc["bucket"], doc["object"]
         if doc.get("upload-id"):
             info = driver.complete_multipart(
@@ -535,6 +538,20 @@ def _expires_in(ctx: Context, body: Doc, driver: StorageDriver, credential: Doc)
     validate_expires(int(seconds), driver.capabilities)
     asked = "ttl" in body or "expires-in" in body
     return _within_credential(int(seconds), credential, driver, asked)
+
+
+def _declared_at_ready(doc: Doc, body: Doc) -> Doc:
+    """``doc`` with the checksums given to ``ready`` added to what was declared; a value
+    that contradicts an earlier declaration is refused (nothing is stored in between)."""
+    declared = dict(doc)
+    for field in ("md5sum", "sha256"):
+        if field not in body:
+            continue
+        value = body[field].lower()
+        if declared.get(field, value) != value:
+            raise Conflict(f"'{field}' given to ready differs from the one declared", doc["id"])
+        declared[field] = value
+    return declared
 
 
 def _within_credential(seconds: int, credential: Doc, driver: StorageDriver, asked: bool) -> int:
