@@ -184,6 +184,20 @@ def get(conn: Connection, resource_id: str, *, for_update: bool = False) -> Row 
     return Row(found.doc, found.version) if found else None
 
 
+_GET_TWO = sa.select(resources.c.id, resources.c.doc, resources.c.version).where(
+    resources.c.id.in_([sa.bindparam("first"), sa.bindparam("second")])
+)
+
+
+def get_two(conn: Connection, first: str, second: str) -> tuple[Row | None, Row | None]:
+    """Two resources by id in one round trip (a data-object's credential and service)."""
+    found = {
+        r.id: Row(r.doc, r.version)
+        for r in conn.execute(_GET_TWO, {"first": first, "second": second})
+    }
+    return found.get(first), found.get(second)
+
+
 def get_by_unique_key(conn: Connection, unique_key: str) -> Row | None:
     query = sa.select(resources.c.doc, resources.c.version).where(
         resources.c.unique_key == unique_key

@@ -483,8 +483,7 @@ def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
 
 def _located(ctx: Context, doc: Doc, conn: Connection) -> tuple[StorageDriver, Doc]:
     """The driver of a data-object's primary store, and the credential it acts with."""
-    credential = store.get(conn, doc["credential"])
-    service = store.get(conn, doc["infrastructure-service"])
+    credential, service = store.get_two(conn, doc["credential"], doc["infrastructure-service"])
     if credential is None or service is None:
         raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
     return ctx.storage.driver(conn, service.doc, credential.doc, _public(ctx)), credential.doc

@@ -130,14 +130,16 @@ async def resource(request: Request) -> Response:
 async def operation(request: Request) -> Response:
     tether = _tether(request)
     rid = f"{request.path_params['type']}/{request.path_params['uuid']}"
-    identity = await identify(request)
     body, _ = await read_json(request, tether.settings.max_body_bytes, empty=None)
-    outcome: Outcome = await run_in_threadpool(
-        tether.resources.operation,
-        identity,
-        rid,
+    cookie, name, uri = (
+        request.cookies.get(COOKIE_NAME),
         request.path_params["operation"],
-        body,
         base_uri(request),
     )
+
+    def run() -> Outcome:
+        # One trip to the thread pool for both: a download is mostly these two calls.
+        return tether.resources.operation(tether.authenticate(cookie), rid, name, body, uri)
+
+    outcome: Outcome = await run_in_threadpool(run)
     return outcome_response(request, outcome)
