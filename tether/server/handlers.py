@@ -138,8 +138,9 @@ async def operation(request: Request) -> Response:
     )
 
     def run() -> Outcome:
-        # One trip to the thread pool for both: a download is mostly these two calls.
-        return tether.resources.operation(tether.authenticate(cookie), rid, name, body, uri)
+        # One trip to the thread pool and one transaction for both: a download is mostly
+        # these two calls.
+        return tether.resources.operation(tether.authenticator(cookie), rid, name, body, uri)
 
     outcome: Outcome = await run_in_threadpool(run)
     return outcome_response(request, outcome)
