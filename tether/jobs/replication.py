@@ -82,13 +82,12 @@ def replicate(tether: Tether, job: Doc) -> str:
 
 def _driver(storage: Storage, conn: Connection, place: Doc) -> StorageDriver:
     """The driver of a data-object's primary location or of one of its replicas."""
-    service = store.get(conn, place["infrastructure-service"])
-    credential = store.get(conn, place["credential"])
-    if service is None or credential is None:
+    found = storage.at(conn, place)
+    if found is None:
         raise Unprocessable(
             f"the service or credential of {place['infrastructure-service']} is gone"
         )
-    return storage.driver(conn, service.doc, credential.doc)
+    return found[0]
 
 
 def _verified_copy(

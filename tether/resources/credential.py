@@ -17,7 +17,7 @@ from typing import Any
 from tether.auth import acl as acl_mod
 from tether.auth.identity import hash_token, new_token
 from tether.db import store
-from tether.errors import BadRequest
+from tether.errors import BadRequest, Forbidden
 from tether.resources.base import (
     Context,
     Doc,
@@ -157,6 +157,22 @@ class CredentialKind(ResourceKind):
             secret={"secret-hash": hash_token(secret)},
             response={"key": resource_id, "secret-key": secret},
         )
+
+
+def usable_store(ctx: Context, credential_id: str) -> tuple[Doc, Doc]:
+    """The object-store credential ``credential_id`` and its service, when the caller may
+    use it (view-data). An unknown credential and a foreign one look the same (403)."""
+    credential = store.get(ctx.conn, credential_id)
+    if credential is None or not acl_mod.can(
+        credential.doc.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_DATA
+    ):
+        raise Forbidden(f"unknown or foreign credential {credential_id}")
+    if credential.doc.get("subtype") in (None, "api-key"):
+        raise BadRequest(f"{credential_id} is not an object-store credential")
+    service = store.get(ctx.conn, str(credential.doc.get("parent")))
+    if service is None:
+        raise BadRequest(f"the service of {credential_id} is gone")
+    return credential.doc, service.doc
 
 
 # Subtypes whose credential is one of several field sets: each set complete, one given.

@@ -29,7 +29,6 @@ from tether.drivers.base import (
 from tether.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     InvalidState,
     NotFound,
     StoreError,
@@ -50,6 +49,7 @@ from tether.resources.base import (
     now_iso,
     validate,
 )
+from tether.resources.credential import usable_store
 from tether.resources.storage import Storage
 
 NEW, UPLOADING, READY, DELETING = "NEW", "UPLOADING", "READY", "DELETING"
@@ -167,35 +167,25 @@ class DataObjectKind(ResourceKind):
     # -- creation -------------------------------------------------------------------------
 
     def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
-        credential = store.get(ctx.conn, body["credential"])
-        # An unknown credential and one the caller may not use look the same.
-        if credential is None or not acl_mod.can(
-            credential.doc.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_DATA
-        ):
-            raise Forbidden(f"unknown or foreign credential {body['credential']}")
-        if credential.doc.get("subtype") in (None, "api-key"):
-            raise BadRequest(f"{body['credential']} is not an object-store credential")
-        service = store.get(ctx.conn, str(credential.doc.get("parent")))
-        if service is None:
-            raise BadRequest(f"the service of {body['credential']} is gone")
-        bucket = body.get("bucket") or service.doc.get("default-bucket")
+        credential, service = usable_store(ctx, body["credential"])
+        bucket = body.get("bucket") or service.get("default-bucket")
         if not bucket:
-            raise BadRequest(f"no bucket given and {service.doc['id']} has no default-bucket")
+            raise BadRequest(f"no bucket given and {service['id']} has no default-bucket")
         key = body.get("object") or resource_id.split("/", 1)[1]
         replicas.check_policy(body.get("replication"))
-        driver = ctx.storage.driver(ctx.conn, service.doc, credential.doc, _public(ctx))
+        driver = ctx.storage.driver(ctx.conn, service, credential, _public(ctx))
         driver.validate_bucket_name(bucket)
         validate_key(key)
         if subtype == "public" and not driver.capabilities.public_objects:
-            raise BadRequest(f"{service.doc['id']} does not allow public objects")
+            raise BadRequest(f"{service['id']} does not allow public objects")
         created = driver.ensure_bucket(bucket)
         doc: Doc = {
             **body,
             "subtype": subtype,
             "bucket": bucket,
             "object": key,
-            "infrastructure-service": service.doc["id"],
-            "provider": service.doc.get("subtype"),
+            "infrastructure-service": service["id"],
+            "provider": service.get("subtype"),
             "state": NEW,
         }
         if created:
@@ -205,7 +195,7 @@ class DataObjectKind(ResourceKind):
         if "sha256" in doc:
             doc["sha256"] = doc["sha256"].lower()
         # One data-object per stored object: a second would overwrite or delete the first.
-        where = f"{service.doc['id']}\n{bucket}\n{key}".encode()
+        where = f"{service['id']}\n{bucket}\n{key}".encode()
         return NewResource(
             doc=replicas.summarized(doc), unique_key="object:" + hashlib.sha256(where).hexdigest()
         )
@@ -395,15 +385,14 @@ class DataObjectKind(ResourceKind):
             signed = driver.sign_get(doc["bucket"], doc["object"], expires_in, filename)
             ctx.events.append(_url_event(ctx, doc, signed))
             return Outcome(303, _signed_body(signed, with_method=False), {"Location": signed.url})
-        copies = replicas.readable_copies(ctx.storage, ctx.conn, doc)
+        copies = replicas.readable_copies(ctx.storage, ctx.conn, doc, _public(ctx))
         ranked = replicas.choose(
             copies, ctx.storage.health.failing(), body.get("replica"), body.get("location")
         )
         offers = []
         for copy in ranked:
-            copy_driver = ctx.storage.driver(ctx.conn, copy.service, copy.credential, _public(ctx))
-            expires_in = _expires_in(ctx, body, copy_driver, copy.credential)
-            signed = copy_driver.sign_get(copy.bucket, copy.key, expires_in, filename)
+            expires_in = _expires_in(ctx, body, copy.driver, copy.credential)
+            signed = copy.driver.sign_get(copy.bucket, copy.key, expires_in, filename)
             offers.append(
                 {
                     "replica": copy.name,
@@ -424,7 +413,7 @@ class DataObjectKind(ResourceKind):
 
     def _replicate(self, ctx: Context, doc: Doc, version: int, body: Doc) -> Outcome:
         validate(_REPLICATE, body, "replicate request")
-        replica, _, _ = replicas.plan_replica(ctx, doc, body["credential"], body.get("bucket"))
+        replica = replicas.plan_replica(ctx, doc, body["credential"], body.get("bucket"))
         new, job = replicas.add_replica(doc, replica, ctx.identity)
         self._save(ctx, doc, version, {"replicas": new["replicas"]})
         ctx.events.append(job)
@@ -483,10 +472,11 @@ def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
 
 def _located(ctx: Context, doc: Doc, conn: Connection) -> tuple[StorageDriver, Doc]:
     """The driver of a data-object's primary store, and the credential it acts with."""
-    credential, service = store.get_two(conn, doc["credential"], doc["infrastructure-service"])
-    if credential is None or service is None:
+    found = ctx.storage.at(conn, doc, _public(ctx))
+    if found is None:
         raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
-    return ctx.storage.driver(conn, service.doc, credential.doc, _public(ctx)), credential.doc
+    driver, _, credential = found
+    return driver, credential
 
 
 def remove_stored(
@@ -499,11 +489,10 @@ def remove_stored(
     """Deletes what a data-object holds in its stores: every replica, then the primary
     object (honouring the keep- options) and the bucket Tether made for it, if empty."""
     replicas.remove_replicas(storage, conn, doc, public)
-    credential = store.get(conn, doc["credential"])
-    service = store.get(conn, doc["infrastructure-service"])
-    if credential is None or service is None:
+    found = storage.at(conn, doc, public)
+    if found is None:
         raise NotFound(f"the credential or service of {doc['id']} is gone")
-    driver = storage.driver(conn, service.doc, credential.doc, public)
+    driver = found[0]
     bucket, key = doc["bucket"], doc["object"]
     if doc.get("upload-id"):
         driver.abort_multipart(bucket, key, doc["upload-id"])

@@ -28,13 +28,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from tether import filters
-from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
-from tether.db import store
 from tether.drivers import StorageDriver
-from tether.errors import BadRequest, Conflict, FilterError, Forbidden, NotFound
+from tether.errors import BadRequest, Conflict, FilterError, NotFound
 from tether.resources import job as job_mod
 from tether.resources.base import Context, Doc, now_iso
+from tether.resources.credential import usable_store
 from tether.resources.storage import Storage
 
 PENDING, COPYING, READY, FAILED = "PENDING", "COPYING", "READY", "FAILED"
@@ -47,6 +46,7 @@ class Copy:
     """One place a data-object's bytes can be read from."""
 
     name: str  # "primary" or the replica's id
+    driver: StorageDriver
     service: Doc
     credential: Doc
     bucket: str
@@ -56,35 +56,22 @@ class Copy:
 # -- the replicate operation -------------------------------------------------------------
 
 
-def plan_replica(ctx: Context, doc: Doc, credential_id: Any, bucket: Any) -> tuple[Doc, Doc, Doc]:
-    """Checks a replica target and returns (replica entry, its service, its credential)."""
-    if not isinstance(credential_id, str):
-        raise BadRequest("replicate needs {'credential': '<credential id>'}")
-    if bucket is not None and not isinstance(bucket, str):
-        raise BadRequest("'bucket' must be a string")
-    credential = store.get(ctx.conn, credential_id)
-    if credential is None or not acl_mod.can(
-        credential.doc.get("acl", {}), ctx.identity.claims, acl_mod.VIEW_DATA
-    ):
-        raise Forbidden(f"unknown or foreign credential {credential_id}")
-    if credential.doc.get("subtype") in (None, "api-key"):
-        raise BadRequest(f"{credential_id} is not an object-store credential")
-    service = store.get(ctx.conn, str(credential.doc.get("parent")))
-    if service is None:
-        raise BadRequest(f"the service of {credential_id} is gone")
-    bucket = bucket or service.doc.get("default-bucket") or doc["bucket"]
-    if service.doc["id"] == doc["infrastructure-service"] and bucket == doc["bucket"]:
-        raise Conflict(f"{doc['id']} is already stored in {service.doc['id']}/{bucket}", doc["id"])
+def plan_replica(ctx: Context, doc: Doc, credential_id: str, bucket: str | None) -> Doc:
+    """Checks a replica target and returns the new replica's entry."""
+    credential, service = usable_store(ctx, credential_id)
+    bucket = bucket or service.get("default-bucket") or doc["bucket"]
+    if service["id"] == doc["infrastructure-service"] and bucket == doc["bucket"]:
+        raise Conflict(f"{doc['id']} is already stored in {service['id']}/{bucket}", doc["id"])
     for other in doc.get("replicas", []):
-        same = other["infrastructure-service"] == service.doc["id"] and other["bucket"] == bucket
+        same = other["infrastructure-service"] == service["id"] and other["bucket"] == bucket
         if same and other["state"] != FAILED:
             raise Conflict(
-                f"{doc['id']} already has replica {other['id']} in {service.doc['id']}/{bucket}",
+                f"{doc['id']} already has replica {other['id']} in {service['id']}/{bucket}",
                 doc["id"],
             )
-    driver = ctx.storage.driver(ctx.conn, service.doc, credential.doc)
+    driver = ctx.storage.driver(ctx.conn, service, credential)
     driver.validate_bucket_name(bucket)
-    return new_replica(doc, service.doc, credential.doc, bucket), service.doc, credential.doc
+    return new_replica(doc, service, credential, bucket)
 
 
 def new_replica(doc: Doc, service: Doc, credential: Doc, bucket: str) -> Doc:
@@ -172,17 +159,19 @@ def check_policy(policy: Any) -> None:
 # -- the copy chosen at download ---------------------------------------------------------
 
 
-def readable_copies(storage: Storage, conn: Connection, doc: Doc) -> list[Copy]:
+def readable_copies(
+    storage: Storage, conn: Connection, doc: Doc, public: str | None = None
+) -> list[Copy]:
     """The primary and every READY replica whose service and credential still exist."""
     places = [(PRIMARY, doc)] + [
         (r["id"], r) for r in doc.get("replicas", []) if r["state"] == READY
     ]
     copies = []
     for name, place in places:
-        service = store.get(conn, place["infrastructure-service"])
-        credential = store.get(conn, place["credential"])
-        if service is not None and credential is not None:
-            copies.append(Copy(name, service.doc, credential.doc, place["bucket"], place["object"]))
+        found = storage.at(conn, place, public)
+        if found is not None:
+            driver, service, credential = found
+            copies.append(Copy(name, driver, service, credential, place["bucket"], place["object"]))
     return copies
 
 
@@ -239,11 +228,10 @@ def remove_replicas(storage: Storage, conn: Connection, doc: Doc, public: str | 
     """Deletes every replica's stored object (and the bucket Tether made for it, when
     empty). Replicas are Tether's own copies: the keep- options keep only the primary."""
     for replica in doc.get("replicas", []):
-        service = store.get(conn, replica["infrastructure-service"])
-        credential = store.get(conn, replica["credential"])
-        if service is None or credential is None:
+        found = storage.at(conn, replica, public)
+        if found is None:
             continue  # nothing left that could reach the copy
-        driver: StorageDriver = storage.driver(conn, service.doc, credential.doc, public)
+        driver = found[0]
         driver.delete_object(replica["bucket"], replica["object"])
         if replica.get("bucket-created"):
             driver.delete_bucket(replica["bucket"])

@@ -115,6 +115,23 @@ class Storage:
                 old.close()
         return driver
 
+    def at(
+        self, conn: Connection, place: Doc, public_base: str | None = None
+    ) -> tuple[StorageDriver, Doc, Doc] | None:
+        """The driver of a place bytes are kept (a data-object's primary location or one of
+        its replicas: its ``infrastructure-service`` and ``credential``), with the service
+        and credential documents; None when either is gone."""
+        credential, service = store.get_two(
+            conn, place["credential"], place["infrastructure-service"]
+        )
+        if credential is None or service is None:
+            return None
+        return (
+            self.driver(conn, service.doc, credential.doc, public_base),
+            service.doc,
+            credential.doc,
+        )
+
     def close(self) -> None:
         with self._lock:
             for driver in self._drivers.values():
