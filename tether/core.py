@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from tether import filters
 from tether.auth.identity import Identity
@@ -61,10 +60,6 @@ class Tether:
     def authenticate(self, cookie: str | None) -> Identity:
         with transaction(self.engine) as conn:
             return session_mod.authenticate(conn, cookie)
-
-    def authenticator(self, cookie: str | None) -> Callable[[Connection], Identity]:
-        """Authentication to run inside another transaction (see ResourceService.operation)."""
-        return lambda conn: session_mod.authenticate(conn, cookie)
 
     def close(self) -> None:
         self.resources.storage.close()

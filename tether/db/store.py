@@ -198,6 +198,74 @@ def get_two(conn: Connection, first: str, second: str) -> tuple[Row | None, Row 
     return found.get(first), found.get(second)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What :func:`get_linked` read: the resource (None when missing), the resources it
+    links to by id, and the caller's session with its secret (None when not found)."""
+
+    row: Row | None
+    linked: dict[str, Row]
+    session: tuple[Row, dict[str, Any]] | None
+
+
+_LINKED: dict[tuple[tuple[str, ...], bool, bool], sa.Select[Any]] = {}
+
+
+def _linked_query(fields: tuple[str, ...], for_update: bool, session: bool) -> sa.Select[Any]:
+    key = (fields, for_update, session)
+    query = _LINKED.get(key)
+    if query is None:
+        target = resources.alias("target")
+        columns: list[Any] = [target.c.doc, target.c.version]
+        joined: Any = target
+        for i, name in enumerate(fields):
+            linked = resources.alias(f"linked{i}")
+            joined = joined.outerjoin(linked, linked.c.id == target.c.doc[name].as_string())
+            columns += [linked.c.doc, linked.c.version]
+        if session:
+            found, secret = resources.alias("session"), resource_secrets.alias("secret")
+            joined = joined.outerjoin(found, found.c.id == sa.bindparam("sid")).outerjoin(
+                secret, secret.c.resource_id == found.c.id
+            )
+            columns += [found.c.doc, found.c.version, secret.c.value]
+        query = sa.select(*columns).select_from(joined).where(target.c.id == sa.bindparam("rid"))
+        if for_update:
+            # Lock the target only: many objects share one credential and service.
+            query = query.with_for_update(of=target)
+        _LINKED[key] = query
+    return query
+
+
+def get_linked(
+    conn: Connection,
+    resource_id: str,
+    fields: tuple[str, ...] = (),
+    *,
+    for_update: bool = False,
+    session_id: str | None = None,
+) -> Loaded:
+    """A resource and, in the same query, the resources its top-level ``fields`` name by
+    id (a data-object's credential and service) and the session ``session_id`` with its
+    secret: an operation's whole read in one round trip. Only the resource is locked.
+    The session is read only when the resource exists."""
+    locking = for_update and conn.dialect.name == "postgresql"
+    query = _linked_query(fields, locking, session_id is not None)
+    found = conn.execute(query, {"rid": resource_id, "sid": session_id}).first()
+    if found is None:
+        return Loaded(None, {}, None)
+    linked = {}
+    for i in range(len(fields)):
+        doc = found[2 + 2 * i]
+        if doc is not None:
+            linked[doc["id"]] = Row(doc, found[3 + 2 * i])
+    session = None
+    if session_id is not None:
+        at = 2 + 2 * len(fields)
+        if found[at] is not None and found[at + 2] is not None:
+            session = Row(found[at], found[at + 1]), dict(found[at + 2])
+    return Loaded(Row(found[0], found[1]), linked, session)
+
+
 def get_by_unique_key(conn: Connection, unique_key: str) -> Row | None:
     query = sa.select(resources.c.doc, resources.c.version).where(
         resources.c.unique_key == unique_key

@@ -22,6 +22,7 @@ from tether.auth.identity import Identity
 from tether.errors import BadRequest, Forbidden, Unauthorized
 
 if TYPE_CHECKING:
+    from tether.db import store
     from tether.resources.registry import Registry
     from tether.resources.storage import Storage
     from tether.settings import Settings
@@ -120,6 +121,9 @@ class Context:
     bare_request: bool = False
     # What a kind loads once per request and reuses for every item of a batch.
     cache: dict[str, Any] = field(default_factory=dict)
+    # The resources an operation's target links to (its kind's ``linked_fields``), read
+    # with the target in one query, by id.
+    linked: dict[str, store.Row] = field(default_factory=dict)
 
 
 @dataclass
@@ -192,6 +196,8 @@ class ResourceKind:
     bulk_add: bool = False
     # Operations that change no resource (their audit events are written separately).
     read_only_operations: frozenset[str] = frozenset()
+    # Top-level fields naming, by id, resources the operations need: read with the target.
+    linked_fields: tuple[str, ...] = ()
     audited: bool = True
 
     def __init__(self) -> None:

@@ -156,6 +156,7 @@ class DataObjectKind(ResourceKind):
     )
     immutable_fields = frozenset({"credential", "bucket", "object"})
     read_only_operations = frozenset({"download"})
+    linked_fields = ("credential", "infrastructure-service")
     operation_rights = {
         "upload": acl_mod.EDIT_DATA,
         "abort-upload": acl_mod.EDIT_DATA,
@@ -472,7 +473,7 @@ def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
 
 def _located(ctx: Context, doc: Doc, conn: Connection) -> tuple[StorageDriver, Doc]:
     """The driver of a data-object's primary store, and the credential it acts with."""
-    found = ctx.storage.at(conn, doc, _public(ctx))
+    found = ctx.storage.at(conn, doc, _public(ctx), ctx.linked)
     if found is None:
         raise Conflict(f"the credential or service of {doc['id']} is gone", doc["id"])
     driver, _, credential = found

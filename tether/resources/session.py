@@ -8,6 +8,8 @@ cookie carries ``<uuid>.<token>`` and the database keeps only the token's hash. 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -154,21 +156,46 @@ def _expired(expiry: object) -> bool:
     return expiry <= now_iso()
 
 
+@dataclass(frozen=True)
+class SessionCookie:
+    """A login cookie, parsed: the session to read and the token to check against it."""
+
+    session_id: str | None
+    token: str = ""
+
+    @classmethod
+    def parse(cls, cookie: str | None) -> SessionCookie:
+        if not cookie or "." not in cookie:
+            return cls(None)
+        uuid, token = cookie.split(".", 1)
+        return cls(f"session/{uuid}" if len(uuid) <= 64 else None, token)
+
+    def identity(self, found: tuple[store.Row, dict[str, Any]] | None) -> Identity:
+        """The caller, from the session and secret read for ``session_id``: anonymous when
+        the session is missing, expired or the token does not match."""
+        if found is None or self.session_id is None:
+            return ANONYMOUS
+        row, secret = found
+        doc = row.doc
+        if (
+            doc.get("id") != self.session_id
+            or not token_matches(str(secret.get("token-hash", "")), self.token)
+            or _expired(doc.get("expiry"))
+        ):
+            return ANONYMOUS
+        return Identity(
+            claims=frozenset([*doc.get("roles", []), doc["id"]]),
+            user_id=doc.get("user"),
+            username=doc.get("identifier"),
+            session_id=doc["id"],
+        )
+
+    def authenticate(self, conn: Connection) -> Identity:
+        if self.session_id is None:
+            return ANONYMOUS
+        return self.identity(store.get_with_secret(conn, self.session_id))
+
+
 def authenticate(conn: Connection, cookie: str | None) -> Identity:
     """The caller holding this session cookie; anonymous when it is missing or stale."""
-    if not cookie or "." not in cookie:
-        return ANONYMOUS
-    uuid, token = cookie.split(".", 1)
-    found = store.get_with_secret(conn, f"session/{uuid}") if len(uuid) <= 64 else None
-    if found is None:
-        return ANONYMOUS
-    row, secret = found
-    doc = row.doc
-    if not token_matches(str(secret.get("token-hash", "")), token) or _expired(doc.get("expiry")):
-        return ANONYMOUS
-    return Identity(
-        claims=frozenset([*doc.get("roles", []), doc["id"]]),
-        user_id=doc.get("user"),
-        username=doc.get("identifier"),
-        session_id=doc["id"],
-    )
+    return SessionCookie.parse(cookie).authenticate(conn)

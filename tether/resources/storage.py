@@ -10,6 +10,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -116,14 +117,23 @@ class Storage:
         return driver
 
     def at(
-        self, conn: Connection, place: Doc, public_base: str | None = None
+        self,
+        conn: Connection,
+        place: Doc,
+        public_base: str | None = None,
+        known: Mapping[str, store.Row] | None = None,
     ) -> tuple[StorageDriver, Doc, Doc] | None:
         """The driver of a place bytes are kept (a data-object's primary location or one of
         its replicas: its ``infrastructure-service`` and ``credential``), with the service
-        and credential documents; None when either is gone."""
-        credential, service = store.get_two(
-            conn, place["credential"], place["infrastructure-service"]
-        )
+        and credential documents; None when either is gone. ``known`` rows, already read
+        in this transaction, save the query."""
+        ids = place["credential"], place["infrastructure-service"]
+        credential: store.Row | None
+        service: store.Row | None
+        if known and ids[0] in known and ids[1] in known:
+            credential, service = known[ids[0]], known[ids[1]]
+        else:
+            credential, service = store.get_two(conn, *ids)
         if credential is None or service is None:
             return None
         return (

@@ -10,7 +10,7 @@ from tether.auth.identity import Identity
 from tether.core import Tether
 from tether.errors import BadRequest
 from tether.resources.base import Outcome
-from tether.resources.session import COOKIE_NAME
+from tether.resources.session import COOKIE_NAME, SessionCookie
 from tether.server import ingest
 from tether.server.http import (
     JSON,
@@ -140,7 +140,7 @@ async def operation(request: Request) -> Response:
     def run() -> Outcome:
         # One trip to the thread pool and one transaction for both: a download is mostly
         # these two calls.
-        return tether.resources.operation(tether.authenticator(cookie), rid, name, body, uri)
+        return tether.resources.operation(SessionCookie.parse(cookie), rid, name, body, uri)
 
     outcome: Outcome = await run_in_threadpool(run)
     return outcome_response(request, outcome)
