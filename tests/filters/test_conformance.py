@@ -80,13 +80,13 @@ def test_injection_attempts_leave_the_table_intact(db: Db) -> None:
 
 def test_values_are_bound_never_rendered(db: Db) -> None:
     where = filters.where_clause(
-        ["name='alpha\\'; DROP TABLE x' and gnss:x/gnss:y=42 and size>777 and tags^='re'"],
+        ["name='alpha\\'; DROP TABLE x' and gnss:x/gnss:y=42 and size>777 and tags^='zq'"],
         db.dialect,
     )
     assert where is not None
     engine_dialect = db.engine.dialect
     sql = str(sa.select(resources.c.id).where(where).compile(dialect=engine_dialect))
-    for secret in ("alpha", "DROP", "gnss", "42", "777", "'re"):
+    for secret in ("alpha", "DROP", "gnss", "42", "777", "'zq"):
         assert secret not in sql
 
 

@@ -7,6 +7,9 @@ when one of its claims is among the row's principals (admins see everything).
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -360,6 +363,54 @@ def search_condition(
     return sa.and_(*_conditions(collection, claims, where))
 
 
+# Page statements, reused while their parts are. SQLAlchemy memoizes a statement's cache
+# key, so a reused statement skips building it and walking its whole filter tree (0.35 ms
+# for a two-bound range: a fifth of a data set's resolve). Only long-lived filters are
+# reused: those compiled from text, which tether.filters caches and marks with
+# :func:`shared`; a one-off condition (a snapshot's member ids) would only pin memory.
+_SHARED: weakref.WeakSet[ColumnElement[bool]] = weakref.WeakSet()
+_PAGES: OrderedDict[tuple[Any, ...], sa.Select[Any]] = OrderedDict()
+_PAGES_LOCK = threading.Lock()
+_PAGES_KEPT = 256
+
+
+def shared(where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Marks a condition as long-lived: page statements built on it may be reused."""
+    _SHARED.add(where)
+    return where
+
+
+def _page_query(
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+    order: Sequence[ColumnElement[Any]],
+) -> sa.Select[Any]:
+    reusable = (where is None or where in _SHARED) and not order
+    # Identity, not equality: SQL expressions overload ==. A kept statement holds its
+    # filter, so the id cannot be reused while the entry lives.
+    key = (collection, claims, id(where))
+    if reusable:
+        with _PAGES_LOCK:
+            query = _PAGES.get(key)
+            if query is not None:
+                _PAGES.move_to_end(key)
+                return query
+    query = (
+        sa.select(resources.c.doc, sa.func.count().over().label("total"))
+        .where(*_conditions(collection, claims, where))
+        .order_by(*(order or (resources.c.created, resources.c.id)))
+        .offset(sa.bindparam("page_offset"))
+        .limit(sa.bindparam("page_limit"))
+    )
+    if reusable:
+        with _PAGES_LOCK:
+            _PAGES[key] = query
+            if len(_PAGES) > _PAGES_KEPT:
+                _PAGES.popitem(last=False)
+    return query
+
+
 def search(
     conn: Connection,
     collection: str,
@@ -376,14 +427,8 @@ def search(
     """
     if limit <= 0:
         return [], count(conn, collection, claims, where)
-    query = (
-        sa.select(resources.c.doc, sa.func.count().over().label("total"))
-        .where(*_conditions(collection, claims, where))
-        .order_by(*(order or (resources.c.created, resources.c.id)))
-        .offset(offset)
-        .limit(limit)
-    )
-    rows = conn.execute(query).all()
+    query = _page_query(collection, claims, where, order)
+    rows = conn.execute(query, {"page_offset": offset, "page_limit": limit}).all()
     if not rows:
         return [], count(conn, collection, claims, where) if offset else 0
     return [row.doc for row in rows], int(rows[0].total)

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.db import store
 from tether.db.tables import resources
 from tether.errors import FilterError
 from tether.filters import fulltext, geo, indexes
@@ -253,7 +254,7 @@ def _negate(expr: ColumnElement[bool]) -> ColumnElement[bool]:
 @lru_cache(maxsize=2048)
 def _compiled(text: str, dialect: str, _registry_version: int) -> ColumnElement[bool]:
     # SQLAlchemy expressions are immutable, so one compiled filter serves every request.
-    return _Compiler(dialect).node(parse_filter(text))
+    return store.shared(_Compiler(dialect).node(parse_filter(text)))
 
 
 def compile_filter(text: str, dialect: str) -> ColumnElement[bool]:

@@ -196,6 +196,8 @@ class ResourceKind:
     bulk_add: bool = False
     # Operations that change no resource (their audit events are written separately).
     read_only_operations: frozenset[str] = frozenset()
+    # Those of them that leave an audit event (a download's URL event).
+    audited_reads: frozenset[str] = frozenset()
     # Top-level fields naming, by id, resources the operations need: read with the target.
     linked_fields: tuple[str, ...] = ()
     audited: bool = True

@@ -155,7 +155,7 @@ class DataObjectKind(ResourceKind):
         }
     )
     immutable_fields = frozenset({"credential", "bucket", "object"})
-    read_only_operations = frozenset({"download"})
+    read_only_operations = audited_reads = frozenset({"download"})
     linked_fields = ("credential", "infrastructure-service")
     operation_rights = {
         "upload": acl_mod.EDIT_DATA,

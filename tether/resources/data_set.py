@@ -77,6 +77,7 @@ class DataSetKind(ResourceKind):
         "snapshot": acl_mod.VIEW_DATA,
     }
     read_only_operations = frozenset({"resolve", "download-urls"})
+    audited_reads = frozenset({"download-urls"})
 
     def build(self, ctx: Context, body: Doc, subtype: str | None, resource_id: str) -> NewResource:
         _check_filters(body)

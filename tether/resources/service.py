@@ -534,9 +534,10 @@ class ResourceService:
                 return caller.identity(found.session)
             return caller
 
-        # A read-only operation still writes its audit event. On SQLite, one short write
-        # transaction for both costs less than a read and then a write of its own.
-        with self._context(identify, base_uri, write=writes or self.dialect == "sqlite") as ctx:
+        # On SQLite, a read and its audit event in one short write transaction cost less
+        # than a read and then a write of its own.
+        audited = self.dialect == "sqlite" and operation in kind.audited_reads
+        with self._context(identify, base_uri, write=writes or audited) as ctx:
             ctx.bare_request = bare
             ctx.linked = loaded[0].linked
             row = self._visible(ctx, resource_id, loaded[0].row)
