@@ -154,3 +154,29 @@ def test_get_linked_locks_only_the_target():
                 other.execute(sa.text(lock), {"rid": "data-object/t"})
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_write_lock_only_for_reads_that_leave_an_event(make_user, tether):
+    api, _ = make_user("quin")
+    rid = _ready_object(api)
+    data_set = api.add("data-set", {"data-object-filter": "state='READY'"})["resource-id"]
+    begun: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.startswith("BEGIN"):
+            begun.append(statement)
+
+    sa.event.listen(tether.engine, "before_cursor_execute", seen)
+    try:
+        assert _download(api.http, rid).status_code == 303
+        download = list(begun)
+        begun.clear()
+        resolved = api.http.post(f"/api/{data_set}/resolve", json={})
+        assert resolved.status_code == 200 and resolved.json()["data-object"]["count"] == 1
+    finally:
+        sa.event.remove(tether.engine, "before_cursor_execute", seen)
+    # The download and its URL event: one short write transaction.
+    assert download == ["BEGIN IMMEDIATE"]
+    # A resolve writes nothing: it never waits for, nor holds, the write lock.
+    assert begun == ["BEGIN DEFERRED"]
