@@ -230,7 +230,9 @@ def resolve_vs_sql(
     return result
 
 
-def run(label: str, db_url: str | None, n: int, analyze: bool = False) -> None:
+def run(
+    label: str, db_url: str | None, n: int, analyze: bool = False, show_plans: bool = False
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "data")
         proc, url = start_server(data_dir, db_url)
@@ -244,7 +246,7 @@ def run(label: str, db_url: str | None, n: int, analyze: bool = False) -> None:
         raw = raw_insert(url_db, n)
         if analyze:
             analyze_tables(url_db)
-        times = resolve_vs_sql(data_dir, db_url, n)
+        times = resolve_vs_sql(data_dir, db_url, n, show_plans)
         print(f"## {label}: {n} records")
         print(f"tether ingest {elapsed:7.1f} s ({created / elapsed:8.0f}/s), created {created}")
         print(f"raw INSERT    {raw:7.1f} s ({n / raw:8.0f}/s)   ratio {raw / elapsed:.2f}")
@@ -308,7 +310,7 @@ def main() -> None:
         if args.resolve_only:
             resolve_only(label, url, args.records, args.explain)
         else:
-            run(label, url, args.records, args.analyze)
+            run(label, url, args.records, args.analyze, args.explain)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ _NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _ARRAYS_SUFFIX = "_arrays"
 _NUMBERS_SUFFIX = "_numbers"
 _STRINGS_SUFFIX = "_strings"
+_STATS_SUFFIX = "_stats"
 # Exactly what sqlite_json_path produces for validated segments.
 _SQLITE_PATH_RE = re.compile(r"""json_extract\(doc, '(\$(?:\."[A-Za-z][A-Za-z0-9_.:\-]*")+)'\)""")
 _SEGMENT_RE = re.compile(r'\."([^"]*)"')
@@ -170,6 +171,13 @@ def _postgres_ddl(path: tuple[str, ...], full_name: str, concurrently: bool) -> 
         # ordering an index search, so the planner can OR it with the B-tree range.
         f'{create} "{full_name}{_ARRAYS_SUFFIX}" ON resources (({json_type})) '
         f"WHERE {json_type} = 'array'",
+        # The planner ignores the statistics of a partial index's expression, so without
+        # these a range on the key is estimated at a fixed 0.5 % of the table: enough to
+        # prefer walking (collection, created) for a page and filtering every row.
+        f'CREATE STATISTICS IF NOT EXISTS "{full_name}{_NUMBERS_SUFFIX}{_STATS_SUFFIX}" '
+        f"ON ({number}) FROM resources",
+        f'CREATE STATISTICS IF NOT EXISTS "{full_name}{_STRINGS_SUFFIX}{_STATS_SUFFIX}" '
+        f"ON ({string}) FROM resources",
     ]
 
 
@@ -179,7 +187,13 @@ def metadata_key_index_drop_ddl(name: str, dialect: str) -> list[str]:
     suffixes = ["", _ARRAYS_SUFFIX]
     if dialect == "postgresql":
         suffixes += [_NUMBERS_SUFFIX, _STRINGS_SUFFIX]
-    return [f'DROP INDEX IF EXISTS "{full_name}{suffix}"' for suffix in suffixes]
+    drops = [f'DROP INDEX IF EXISTS "{full_name}{suffix}"' for suffix in suffixes]
+    if dialect == "postgresql":
+        drops += [
+            f'DROP STATISTICS IF EXISTS "{full_name}{suffix}{_STATS_SUFFIX}"'
+            for suffix in (_NUMBERS_SUFFIX, _STRINGS_SUFFIX)
+        ]
+    return drops
 
 
 def create_metadata_key_index(conn: Connection, key_path: str, name: str) -> None:

@@ -75,7 +75,7 @@ class DataRecordKeyKind(ResourceKind):
             raise UndefinedPrefix(f"undefined prefix '{body['prefix']}'")
         full = f"{body['prefix']}:{body['key']}"
         if body.get("indexed"):
-            filters.indexes.create_metadata_key_index(ctx.conn, full, _index_name(resource_id))
+            filters.indexes.create_metadata_key_index(ctx.conn, full, index_name(resource_id))
         return NewResource(doc={**body, "full-key": full}, unique_key=f"record-key:{full}")
 
     def before_delete(
@@ -83,14 +83,15 @@ class DataRecordKeyKind(ResourceKind):
     ) -> Doc | None:
         if doc.get("indexed"):
             filters.indexes.drop_metadata_key_index(
-                ctx.conn, doc["full-key"], _index_name(doc["id"])
+                ctx.conn, doc["full-key"], index_name(doc["id"])
             )
         return None
 
     server_fields = frozenset({"full-key"})
 
 
-def _index_name(resource_id: str) -> str:
+def index_name(resource_id: str) -> str:
+    """The name of the database indexes of an indexed key (one data-record-key)."""
     return "dk_" + resource_id.split("/", 1)[1].replace("-", "")[:24]
 
 
