@@ -140,7 +140,7 @@ def test_ddl_is_safe(dialect: str) -> None:
     if dialect == "postgresql":
         assert '\'{"gnss:x","y-z"}\'::text[]' in statements[0]
         concurrent = indexes.metadata_key_index_ddl("a", dialect, "gx", concurrently=True)
-        assert len(concurrent) == 6
+        assert len(concurrent) == 7
         assert all(s.startswith("CREATE INDEX CONCURRENTLY") for s in concurrent[:4])
         # Statistics take no lock that blocks writes; they have no CONCURRENTLY.
         assert all(s.startswith("CREATE STATISTICS IF NOT EXISTS") for s in concurrent[4:])

@@ -46,7 +46,7 @@ def test_migration_0005_both_ways(dialect: str, tmp_path: Path) -> None:
                 if not statement.startswith("CREATE STATISTICS"):
                     conn.exec_driver_sql(statement)
         stats = "SELECT stxname FROM pg_statistic_ext"
-        made = {f"ixm_{name}_numbers_stats", f"ixm_{name}_strings_stats"}
+        made = {f"ixm_{name}_{kind}_stats" for kind in ("numbers", "strings", "arrays")}
 
         _migrate(engine, "0005")
         if dialect == "postgresql":

@@ -229,6 +229,7 @@ def test_drop_removes_every_index(tmp_path: Path) -> None:
             assert _statistics(engine) == {
                 "ixm_rng_drop_numbers_stats",
                 "ixm_rng_drop_strings_stats",
+                "ixm_rng_drop_arrays_stats",
             }
         with engine.begin() as conn:
             indexes.drop_metadata_key_index(conn, "r", "rng_drop")
