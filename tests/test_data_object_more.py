@@ -94,6 +94,8 @@ def test_delete_while_store_refuses_is_finished_by_a_job(admin, proxied, tether,
     jobs = admin.search("job", filter=f"target-resource/href='{rid}'")["resources"]
     assert len(jobs) == 1 and jobs[0]["state"] == "QUEUED"
     worker = Worker(tether)
+    # A deletion outlives job_max_attempts: its object must not stay DELETING for ever.
+    worker.settings = dataclasses.replace(tether.settings, job_max_attempts=1)
     assert worker.run_once()["state"] == "QUEUED"  # still down: retried later
     assert admin.get(rid)["state"] == "DELETING"
     proxy.set_mode(PASS)
@@ -164,7 +166,7 @@ def test_one_resource_per_stored_object(make_user):
     api.add("data-object", body, status=409)
 
 
-def test_abandoned_uploads_are_cleaned(make_user, tether):
+def test_abandoned_uploads_are_cleaned(admin, make_user, tether):
     api, _ = make_user("abby")
     rid = api.add(
         "data-object",
@@ -176,8 +178,56 @@ def test_abandoned_uploads_are_cleaned(make_user, tether):
     worker.settings = dataclasses.replace(tether.settings, abandoned_after=0)
     time.sleep(0.01)
     assert worker.sweep() == 1
+    assert api.get(rid)["state"] == "DELETING"
+    states = admin.search(
+        "event", filter=f"category='state' and content/resource/href='{rid}'", orderby="created"
+    )["resources"]
+    assert [e["content"]["state"] for e in states] == ["UPLOADING", "DELETING"]
     assert worker.run_due() == 1
     api.get(rid, status=404)
+
+
+def test_abandoned_multipart_upload_is_aborted(admin, seaweed, proxied, tether):
+    """The sweep's cleanup aborts an open multipart upload, so the store keeps no parts."""
+    import boto3
+
+    _, cid = proxied
+    client = boto3.client(
+        "s3",
+        endpoint_url=seaweed.endpoint,
+        region_name=seaweed.region,
+        aws_access_key_id=seaweed.access_key,
+        aws_secret_access_key=seaweed.secret_key,
+    )
+    # A bucket Tether did not make outlives the object, so its uploads can be listed after.
+    bucket = _unique("abandoned")
+    client.create_bucket(Bucket=bucket)
+    rid = _new(admin, cid, bucket=bucket).json()["resource-id"]
+    key = admin.get(rid)["object"]
+
+    def open_uploads():
+        listed = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        return [u["UploadId"] for u in listed if u["Key"] == key]
+
+    def opened():
+        plan = {"multipart": True, "part-size": 5 * 2**20, "part-numbers": [1]}
+        signed = admin.http.post(f"/api/{rid}/upload", json=plan).json()["parts"][0]
+        sent = httpx.put(signed["uri"], content=b"x" * 2**20, headers=signed["headers"])
+        assert sent.status_code == 200
+        assert open_uploads() == [admin.get(rid)["upload-id"]]
+
+    opened()
+    # abort-upload through the API drops the parts and returns the object to NEW
+    r = admin.http.post(f"/api/{rid}/abort-upload", json={})
+    assert r.status_code == 200 and admin.get(rid)["state"] == "NEW"
+    assert open_uploads() == [] and "upload-id" not in admin.get(rid)
+    opened()
+    worker = Worker(tether)
+    worker.settings = dataclasses.replace(tether.settings, abandoned_after=0)
+    time.sleep(0.01)
+    assert worker.sweep() == 1 and worker.run_due() == 1
+    admin.get(rid, status=404)
+    assert open_uploads() == []
 
 
 def test_public_objects_and_state_events(admin, make_user, anon):

@@ -49,7 +49,9 @@ class Settings:
     )
     embedded_worker: bool = _opt(True, "Run the job worker inside each server process.")
     worker_interval: float = _opt(10.0, "Seconds between the worker's polls for due jobs.")
-    job_max_attempts: int = _opt(20, "Attempts of a job before it is marked FAILED.")
+    job_max_attempts: int = _opt(
+        20, "Attempts of a job before it is marked FAILED (deletions retry for ever)."
+    )
     public_url: str = _opt("", "Base URL clients use to reach this server; derived when empty.")
     log_level: str = _opt("info", "Logging level of the server.")
     production: bool = _opt(False, "Production mode: warns when the local store is used.")

@@ -3,7 +3,8 @@
 Runs inside each server process in the embedded default, or as ``tether worker``
 processes at scale. Jobs are claimed one at a time in a short transaction (``SKIP
 LOCKED`` on PostgreSQL), run outside it, and their outcome is written back; a failed job
-is retried with exponential back-off until ``job_max_attempts``.
+is retried with exponential back-off until ``job_max_attempts`` (deletions for ever, at
+the longest back-off).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def delete_object(tether: Tether, job: Doc) -> str:
     return f"{target} deleted"
 
 
+# Jobs retried (at the longest back-off) past ``job_max_attempts``.
+_ENDLESS = frozenset({"delete-object"})
+
 HANDLERS: dict[str, Handler] = {
     "delete-object": delete_object,
     "replicate": replication.replicate,
@@ -72,6 +76,8 @@ class Worker:
             for row in job_queries.in_states(conn, "data-object", [NEW, UPLOADING], cutoff):
                 doc = {**row.doc, "state": DELETING, "updated": now_iso()}
                 store.update(conn, doc, row.version, acl_changed=False)
+                content = {"state": DELETING, "reason": "abandoned"}
+                store.insert(conn, event_mod.build("state", doc["id"], SYSTEM, content))
                 store.insert(
                     conn, job_mod.build("delete-object", doc["id"], SYSTEM, reason="abandoned")
                 )
@@ -117,8 +123,10 @@ class Worker:
         except TetherError as exc:
             attempts = job["attempts"]
             changes: dict[str, Any]
-            # A wrong result (a copy that fails its checksum) is not cured by retrying.
-            if attempts >= self.settings.job_max_attempts or isinstance(exc, Unprocessable):
+            # A wrong result (a copy that fails its checksum) is not cured by retrying. A
+            # deletion never gives up: its object stays DELETING until the store obliges.
+            exhausted = attempts >= self.settings.job_max_attempts
+            if isinstance(exc, Unprocessable) or (exhausted and job["action"] not in _ENDLESS):
                 changes = {"state": "FAILED", "status-message": exc.message}
             else:
                 delay = min(3600, 5 * 2 ** (attempts - 1))
