@@ -288,3 +288,86 @@ def test_bare_upload_needs_only_content_type(make_user, objstore):
     signed = r.json()
     assert objstore.send(signed, b"a,b", headers={"content-type": "text/csv"}).status_code == 200
     assert op(api, rid, "ready")["bytes"] == 3
+
+
+def test_size_mismatch_is_422_and_state_unchanged(make_user, objstore):
+    api, _ = make_user("sizer")
+    rid = create(api, objstore, bytes=10)["resource-id"]
+    # one part named explicitly binds no total length: the store takes 20 bytes
+    plan = op(
+        api, rid, "upload", {"multipart": True, "part-size": 5 * 1024 * 1024, "part-numbers": [1]}
+    )
+    assert objstore.send(plan["parts"][0], b"twenty bytes, not 10").status_code == 200
+    r = api.http.post(f"/api/{rid}/ready", json={})
+    assert r.status_code == 422 and "10" in r.json()["message"], r.text
+    assert api.get(rid)["state"] == "UPLOADING"
+
+
+def test_declared_content_type_is_enforced(make_user, objstore):
+    api, _ = make_user("typer")
+    rid = create(api, objstore, **{"content-type": "text/csv"})["resource-id"]
+    signed = op(api, rid, "upload")
+    headers = {**signed["headers"], "Content-Type": "application/octet-stream"}
+    assert objstore.send(signed, b"a,b\n", headers=headers).status_code in (400, 403)
+    assert objstore.send(signed, b"a,b\n").status_code == 200
+    op(api, rid, "ready")
+    url = api.http.post(f"/api/{rid}/download", follow_redirects=False).json()["uri"]
+    assert objstore.send({"uri": url}).headers["content-type"].startswith("text/csv")
+
+
+def test_public_object_gets_a_permanent_url(make_user, objstore, anon):
+    api, _ = make_user("pubby")
+    rid = create(
+        api, objstore, href="data-object-template/public", **{"content-type": "text/plain"}
+    )["resource-id"]
+    assert "url" not in api.get(rid)
+    assert objstore.send(op(api, rid, "upload"), b"for everyone").status_code == 200
+    op(api, rid, "ready")
+    url = api.get(rid)["url"]
+    assert "?" not in url  # permanent: nothing signed, nothing expires
+    got = objstore.send({"uri": url})  # no cookie, no signature
+    assert got.status_code == 200 and got.content == b"for everyone"
+
+
+def test_public_refused_where_the_store_has_none(admin, make_user, seaweed):
+    sid = admin.add(
+        "infrastructure-service",
+        {
+            "template": {
+                "href": "infrastructure-service-template/s3",
+                "endpoint": seaweed.endpoint,
+                "region": seaweed.region,
+            }
+        },
+    )["resource-id"]
+    cid = admin.add(
+        "credential",
+        {
+            "template": {
+                "href": "credential-template/s3",
+                "parent": sid,
+                "access-key": seaweed.access_key,
+                "secret-key": seaweed.secret_key,
+            }
+        },
+    )["resource-id"]
+    store = Store("s3", cid, None)
+    before = admin.search("data-object", last=0)["count"]
+    r = create(admin, store, status=400, href="data-object-template/public")
+    assert "public" in r["message"]
+    assert admin.search("data-object", last=0)["count"] == before
+    assert create(admin, store)["resource-id"]
+
+
+def test_keep_bucket_on_delete(make_user, objstore, tether):
+    api, _ = make_user("keeper")
+    bucket = _bucket(api)
+    rid = create(api, objstore, bucket=bucket)["resource-id"]
+    assert api.get(rid)["bucket-created"] is True
+    assert objstore.send(op(api, rid, "upload"), b"kept bucket").status_code == 200
+    op(api, rid, "ready")
+    r = api.http.delete(f"/api/{rid}", params={"keep-s3-bucket": "true"})
+    assert r.status_code == 200, r.text
+    # the bucket stays, empty: a new object in it finds it there and did not make it
+    again = create(api, objstore, bucket=bucket)["resource-id"]
+    assert "bucket-created" not in api.get(again)

@@ -75,6 +75,31 @@ def test_store_down_at_create_creates_nothing(admin, proxied, mode, status):
     assert _new(admin, cid).status_code == 201
 
 
+@pytest.mark.parametrize("mode,status", [(REFUSE, 503), (DROP, 502)])
+def test_store_down_at_upload_and_ready_changes_nothing(admin, proxied, mode, status):
+    proxy, cid = proxied
+    rid = _new(admin, cid).json()["resource-id"]
+    proxy.set_mode(mode)
+    # opening a multipart upload needs the store: refused, the object stays NEW
+    r = admin.http.post(f"/api/{rid}/upload", json={"multipart": True, "part-size": 5 * 2**20})
+    assert r.status_code == 400  # no bytes declared and no part numbers: checked first
+    plan = {"multipart": True, "part-size": 5 * 2**20, "part-numbers": [1]}
+    r = admin.http.post(f"/api/{rid}/upload", json=plan)
+    assert r.status_code == status, r.text
+    doc = admin.get(rid)
+    assert doc["state"] == "NEW" and "upload-id" not in doc
+    # a single PUT URL is signed without the store
+    proxy.set_mode(PASS)
+    signed = admin.http.post(f"/api/{rid}/upload", json={}).json()
+    assert httpx.put(signed["uri"], content=b"kept", headers=signed["headers"]).status_code == 200
+    proxy.set_mode(mode)
+    r = admin.http.post(f"/api/{rid}/ready", json={})
+    assert r.status_code == status and r.json()["status"] == status
+    assert admin.get(rid)["state"] == "UPLOADING"
+    proxy.set_mode(PASS)
+    assert admin.http.post(f"/api/{rid}/ready", json={}).json()["bytes"] == 4
+
+
 def _uploaded(api, cid, data=b"some bytes", bucket=None):
     rid = _new(api, cid, bucket=bucket).json()["resource-id"]
     signed = api.http.post(f"/api/{rid}/upload", json={}).json()

@@ -130,3 +130,21 @@ def test_credential_rules(admin, make_user, seaweed, s3_service):
     admin.delete(local, status=409)
     admin.delete(lc)
     admin.delete(local)
+
+
+@pytest.mark.parametrize(
+    "location", [[500, 0], [0, -91], [1.0], [1, 2, 3], ["6.1", 46.2], "6.1,46.2"]
+)
+def test_service_location_must_be_lon_lat(admin, seaweed, location):
+    before = admin.search("infrastructure-service", last=0)["count"]
+    body = {
+        "template": {
+            "href": "infrastructure-service-template/s3",
+            "endpoint": seaweed.endpoint,
+            "region": seaweed.region,
+            "location": location,
+        }
+    }
+    r = admin.http.post("/api/infrastructure-service", json=body)
+    assert r.status_code == 400 and "location" in r.json()["message"], r.text
+    assert admin.search("infrastructure-service", last=0)["count"] == before

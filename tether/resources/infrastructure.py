@@ -24,10 +24,13 @@ from tether.resources.base import (
 
 _LOCATION = {
     "type": "array",
-    "items": {"type": "number"},
+    "items": [
+        {"type": "number", "minimum": -180, "maximum": 180},
+        {"type": "number", "minimum": -90, "maximum": 90},
+    ],
     "minItems": 2,
     "maxItems": 2,
-    "description": "[longitude, latitude]",
+    "description": "[longitude, latitude] in degrees",
 }
 _COMMON = {
     "location": _LOCATION,
