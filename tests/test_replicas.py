@@ -437,3 +437,38 @@ def test_replica_on_every_provider(request, make_user, admin, tether, provider):
     assert got.status_code == 200 and got.content == DATA
     api.delete(rid)
     assert httpx.get(chosen["uri"]).status_code in (401, 403, 404)
+
+
+def test_policy_retries_a_failed_service_later(make_user, admin, tether, seaweed):
+    """A copy that keeps failing backs off, ends FAILED, and the policy tries that service
+    again only after ``replica_retry_after``, replacing the failed replica."""
+    import dataclasses
+
+    api, _ = make_user("petra")
+    with FaultProxy(seaweed.endpoint) as proxy:
+        sid, _ = _s3_service(admin, proxy.endpoint, seaweed)
+        rid = _ready_object(api, replication={"copies": 2, "service-filter": f"id='{sid}'"})
+        proxy.set_mode(DROP)
+        worker = Worker(tether)
+        worker.settings = dataclasses.replace(tether.settings, job_max_attempts=3)
+        assert worker.sweep() == 1
+        delays = []
+        for _ in range(2):
+            job = worker.run_once()
+            assert job is not None and job["state"] == "QUEUED", job
+            due = datetime.fromisoformat(job["next-attempt"].replace("Z", "+00:00"))
+            delays.append((due - datetime.now(UTC)).total_seconds())
+            _make_due(tether)
+        assert 3 < delays[0] <= 5 and 8 < delays[1] <= 10  # exponential back-off
+        job = worker.run_once()
+        assert job is not None and job["state"] == "FAILED", job
+        (replica,) = api.get(rid)["replicas"]
+        assert replica["state"] == "FAILED" and "attempt 3 failed" in replica["reason"]
+        assert worker.sweep() == 0  # failed just now: not tried again yet
+        proxy.set_mode(PASS)
+        worker.settings = dataclasses.replace(worker.settings, replica_retry_after=0)
+        assert worker.sweep() == 1
+        assert worker.run_once()["state"] == "SUCCESS"
+        doc = api.get(rid)
+        assert [r["state"] for r in doc["replicas"]] == ["READY"] and doc["replica-count"] == 1
+        assert worker.sweep() == 0

@@ -52,6 +52,9 @@ class Settings:
     job_max_attempts: int = _opt(
         20, "Attempts of a job before it is marked FAILED (deletions retry for ever)."
     )
+    replica_retry_after: float = _opt(
+        3600.0, "Seconds before a replication policy tries again a service whose copy FAILED."
+    )
     public_url: str = _opt("", "Base URL clients use to reach this server; derived when empty.")
     log_level: str = _opt("info", "Logging level of the server.")
     production: bool = _opt(False, "Production mode: warns when the local store is used.")

@@ -1,6 +1,7 @@
 """The provider-neutral contract every storage driver meets, run on each real store.
 
-Each test runs once per driver (``store`` fixture: S3 on SeaweedFS, the local store). The
+Each test runs once per driver (``store`` fixture: S3 on SeaweedFS, the local store, Azure
+Blob on Azurite, GCS on gcp-storage-emulator, Swift on an all-in-one Swift). The
 signed URLs are exercised with a plain HTTP client, so it is the store itself that
 accepts or refuses them. Where providers legitimately differ the test reads the
 driver's declared capabilities instead of assuming.
@@ -436,3 +437,52 @@ def test_open_read_whole_objects(store: StoreUnderTest, size: int) -> None:
     chunks = list(store.driver.open_read(bucket, "obj"))
     assert b"".join(chunks) == data
     assert all(len(c) <= MiB for c in chunks)
+
+
+# --- copies ---------------------------------------------------------------------------------
+
+# More than one streamed-copy part or block (8 MiB), so streamed copies go in pieces.
+COPIED = bytes(range(256)) * (36 * 1024 + 5)
+
+
+def _copied_intact(store: StoreUnderTest, bucket: str, key: str, info: ObjectInfo) -> None:
+    assert info.size == len(COPIED)
+    head = store.driver.head(bucket, key)
+    assert head is not None and head.size == len(COPIED)
+    if head.sha256 is not None:
+        assert head.sha256 == sha(COPIED)
+    assert sha(b"".join(store.driver.open_read(bucket, key))) == sha(COPIED)
+
+
+def test_copy_within_the_store(store: StoreUnderTest) -> None:
+    """Server-side where the store can: another bucket of the same store."""
+    src_bucket, dst_bucket = store.bucket(), store.bucket()
+    assert put(store, src_bucket, "orig", data=COPIED).status_code == stored(store)
+    info = store.driver.copy_object(store.driver, src_bucket, "orig", dst_bucket, "copy")
+    _copied_intact(store, dst_bucket, "copy", info)
+    assert sha(b"".join(store.driver.open_read(src_bucket, "orig"))) == sha(COPIED)
+    with pytest.raises(NotFound):
+        store.driver.copy_object(store.driver, src_bucket, "missing", dst_bucket, "other")
+    assert store.driver.head(dst_bucket, "other") is None
+
+
+def test_copy_from_another_provider(
+    store: StoreUnderTest, request: pytest.FixtureRequest, tmp_path
+) -> None:
+    """Streamed in and out: from a local store into this one, and back."""
+    from tests.drivers.conftest import local_store
+
+    other = local_store(tmp_path / "other", request.getfixturevalue("local_route"))
+    try:
+        here, there = store.bucket(), other.bucket()
+        assert put(other, there, "orig", data=COPIED).status_code == 200
+        info = store.driver.copy_object(other.driver, there, "orig", here, "in")
+        _copied_intact(store, here, "in", info)
+        back = other.driver.copy_object(store.driver, here, "in", there, "back")
+        _copied_intact(other, there, "back", back)
+        with pytest.raises(NotFound):
+            store.driver.copy_object(other.driver, there, "missing", here, "none")
+        assert store.driver.head(here, "none") is None
+    finally:
+        other.http.close()
+        other.driver.close()

@@ -155,8 +155,15 @@ def _record(tether: Tether, target: str, replica_id: str, created: bool, **chang
     return True
 
 
-def keep_policies(conn: Connection, storage: Storage, identity: Identity) -> int:
-    """Adds the replicas (and their jobs) that READY objects' policies are missing."""
+def keep_policies(
+    conn: Connection, storage: Storage, identity: Identity, retry_failed_before: str
+) -> int:
+    """Adds the replicas (and their jobs) that READY objects' policies are missing.
+
+    A service where a copy FAILED is tried again (the new replica replaces the failed
+    one) once that failure is older than ``retry_failed_before``, an ISO time; until then
+    only other matching services are, and a policy with no other stays short.
+    """
     dialect = conn.dialect.name
     where = filters.where_clause(["state='READY' and replication/copies>1"], dialect)
     queued = 0
@@ -168,7 +175,11 @@ def keep_policies(conn: Connection, storage: Storage, identity: Identity) -> int
         if missing <= 0:
             continue
         taken = {doc["infrastructure-service"]}
-        taken |= {r["infrastructure-service"] for r in doc.get("replicas", [])}
+        taken |= {
+            r["infrastructure-service"]
+            for r in doc.get("replicas", [])
+            if r["state"] != replicas.FAILED or r.get("updated", "") >= retry_failed_before
+        }
         owners = frozenset(doc.get("acl", {}).get(acl_mod.OWNERS, [])) | {acl_mod.USER}
         changed = False
         for service in _candidate_services(conn, policy.get("service-filter"), taken):

@@ -9,6 +9,7 @@ the longest back-off).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -82,7 +83,9 @@ class Worker:
                     conn, job_mod.build("delete-object", doc["id"], SYSTEM, reason="abandoned")
                 )
                 queued += 1
-            queued += replication.keep_policies(conn, self.tether.resources.storage, SYSTEM)
+            retry = iso(datetime.now(UTC) - timedelta(seconds=self.settings.replica_retry_after))
+            storage = self.tether.resources.storage
+            queued += replication.keep_policies(conn, storage, SYSTEM, retry)
         return queued
 
     def _claim(self) -> Doc | None:
@@ -119,7 +122,8 @@ class Worker:
         try:
             if handler is None:
                 raise NotFound(f"no handler for job action '{job['action']}'")
-            message = handler(self.tether, job)
+            # Handlers judge a job's last attempt by the same settings as the worker.
+            message = handler(dataclasses.replace(self.tether, settings=self.settings), job)
         except TetherError as exc:
             attempts = job["attempts"]
             changes: dict[str, Any]
