@@ -472,3 +472,51 @@ def test_policy_retries_a_failed_service_later(make_user, admin, tether, seaweed
         doc = api.get(rid)
         assert [r["state"] for r in doc["replicas"]] == ["READY"] and doc["replica-count"] == 1
         assert worker.sweep() == 0
+
+
+def test_openstack_token_credential_through_the_api(request, admin):
+    """A Swift storage URL + auth token with its expiry: the life cycle works, and no URL
+    outlives the token's credential."""
+    import secrets
+
+    emulator = request.getfixturevalue("swift_emulator")
+    storage_url, token, _ = emulator.auth()
+    sid = admin.add(
+        "infrastructure-service",
+        {"template": {"href": "infrastructure-service-template/swift", **emulator.service()}},
+    )["resource-id"]
+    ends = iso(datetime.now(UTC) + timedelta(minutes=10))
+    cid = admin.add(
+        "credential",
+        {
+            "template": {
+                "href": "credential-template/swift",
+                "parent": sid,
+                "storage-url": storage_url,
+                "token": token,
+                "temp-url-key": secrets.token_urlsafe(24),
+                "expiry": ends,
+            }
+        },
+    )["resource-id"]
+    assert token not in str(admin.get(cid))
+    rid = admin.add(
+        "data-object",
+        {
+            "template": {
+                "href": "data-object-template/generic",
+                "credential": cid,
+                "bucket": _unique("token"),
+            }
+        },
+    )["resource-id"]
+    r = admin.http.post(f"/api/{rid}/upload", json={"expires-in": 3600})
+    assert r.status_code == 400 and "left before" in r.json()["message"]
+    signed = admin.http.post(f"/api/{rid}/upload", json={"expires-in": 300}).json()
+    put = httpx.put(signed["uri"], content=DATA, headers=signed["headers"])
+    assert put.status_code == 201, put.text
+    assert admin.http.post(f"/api/{rid}/ready", json={}).json()["bytes"] == len(DATA)
+    url = _download(admin, rid)  # the default lifetime shortens to what is left
+    assert url["expires"] <= ends
+    assert httpx.get(url["uri"]).content == DATA
+    admin.delete(rid)
