@@ -237,6 +237,22 @@ def bars() -> Iterator[Bars]:
         yield b
 
 
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2}
+_UNITS.update({"gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3})
+
+
+def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A click callback: a size in bytes from ``1048576``, ``64MiB``, ``8M`` (decimal)…"""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(digits) :].strip()
+    if not digits.strip().isdigit() or unit not in _UNITS or int(digits) <= 0:
+        raise click.BadParameter(f"expected a size such as 1048576, 64MiB or 1GiB, not {value!r}")
+    return int(digits) * _UNITS[unit]
+
+
 def parse_pairs(pairs: Sequence[str]) -> dict[str, Any]:
     """``key=value`` arguments; a value that is JSON (number, true, list…) is parsed."""
     out: dict[str, Any] = {}

@@ -7,11 +7,15 @@ through signed URLs and readies it. Without ``--bucket`` the stored object is na
 resource's uuid (names never collide in the shared default bucket) and the resource's
 ``name`` is the file name; with ``--bucket`` the object is named after the file
 (``--name`` chooses another name for a single file).
+
+``put`` is resumable: running it again for the same unchanged file and the same target
+after an interruption continues the upload into the same data-object, sending only the
+parts that were not finished (see :meth:`tether.client.storage.StorageService.put_file`).
 """
 
 from __future__ import annotations
 
-import mimetypes
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -25,13 +29,14 @@ from tether.cli.common import (
     json_option,
     output,
     parse_pairs,
+    parse_size,
     print_doc,
     print_table,
     state,
     stream_json_array,
     wants_json,
 )
-from tether.client.errors import LocalFileError
+from tether.client.errors import ConnectionFailed, LocalFileError, TransferError
 from tether.client.protocol import quote
 from tether.client.storage import BucketObject
 
@@ -172,6 +177,14 @@ def credential_ls() -> None:
 @click.option("--name", help="Object name (one file only; default: the file name).")
 @click.option("--content-type", help="Content type (default: guessed from the name).")
 @click.option("--record", "records", multiple=True, help="key=value metadata (a data-record).")
+@click.option(
+    "--part-size",
+    callback=parse_size,
+    metavar="SIZE",
+    help="Send files larger than this in parts of this size, e.g. 64MiB "
+    "(default: parts of 16 MiB or more above 32 MiB).",
+)
+@click.option("--parallel", type=click.IntRange(1, 64), help="Parts sent at once (default 8).")
 @json_option
 def put(
     files: tuple[str, ...],
@@ -180,8 +193,11 @@ def put(
     name: str | None,
     content_type: str | None,
     records: tuple[str, ...],
+    part_size: int | None,
+    parallel: int | None,
 ) -> None:
-    """Upload files as data-objects (parallel parts for big files; resumable)."""
+    """Upload files as data-objects (parallel parts for big files; resumable: after an
+    interruption, run the same command again and only the missing parts are sent)."""
     if name and len(files) > 1:
         raise CliError("--name works with one file only", 2)
     for path in files:
@@ -190,23 +206,33 @@ def put(
     metadata = parse_pairs(records)
     client = state().client()
     storage = client.storage
+    if part_size is not None:
+        storage.options = dataclasses.replace(
+            storage.options, part_size=part_size, threshold=part_size
+        )
+    if parallel is not None:
+        storage.options = dataclasses.replace(storage.options, concurrency=parallel)
     sid = service_id or storage.default_service()
     sid = sid if "/" in sid else f"infrastructure-service/{sid}"
-    cred = storage.credential_for(sid)
     done: list[dict[str, Any]] = []
     with bars() as b:
         for path in files:
             file_name = Path(path).name
-            template: dict[str, Any] = {"href": "data-object-template/generic", "credential": cred}
-            if bucket:
-                template["bucket"] = bucket
-                template["object"] = name or file_name
-            ctype = content_type or mimetypes.guess_type(file_name)[0]
-            if ctype:
-                template["content-type"] = ctype
-            answer = client.add("data-object", {"template": template, "name": name or file_name})
-            obj = storage.get_object(answer["resource-id"])
-            obj.upload_from_file(path, progress=b.task(file_name, os.path.getsize(path)))
+            task = b.task(name or file_name, os.path.getsize(path))
+            try:
+                obj = storage.put_file(path, sid, bucket, name, content_type, progress=task)
+            except (TransferError, ConnectionFailed) as exc:
+                code = 3 if isinstance(exc, ConnectionFailed) else 7
+                hint = "; run the same command again to resume"
+                raise CliError(exc.message + hint, code) from None
+            stats = obj.last_upload
+            if stats is not None and stats.resumed_bytes:
+                # On stderr: scripts reading --json on stdout are not disturbed.
+                click.echo(
+                    f"resumed {path}: {stats.resumed_bytes} of {stats.size} bytes were "
+                    f"already sent ({stats.parts - stats.parts_sent} of {stats.parts} parts)",
+                    err=True,
+                )
             if metadata:
                 client.add(
                     "data-record",

@@ -10,7 +10,8 @@ then explicit arguments. The config directory is ``$TETHER_CLIENT_DIR`` when set
 ``session.json``
     the session of ``tether login`` (server URL, session cookie, user), mode 0600.
 ``transfers/``
-    the journals of interrupted uploads, so that the next call resumes them.
+    the journals of interrupted uploads, so that the next call resumes them;
+    ``transfers/files/`` maps an unfinished upload of a local file to its data-object.
 
 The server's rule "nothing but Settings reads the environment" has a client twin:
 :func:`environment` is the only function of the client that reads ``os.environ``.

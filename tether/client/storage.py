@@ -38,8 +38,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from tether.client import transport as t
 from tether.client.downloads import Downloader, DownloadStats
 from tether.client.protocol import quote
-from tether.client.uploads import BytesSource, FileSource, Uploader, UploadStats, read_head
-from tether.errors import BadRequest, Conflict, NotFound
+from tether.client.uploads import (
+    BytesSource,
+    FileSource,
+    PendingUploads,
+    Uploader,
+    UploadStats,
+    read_head,
+)
+from tether.errors import BadRequest, Conflict, Forbidden, NotFound
 
 if TYPE_CHECKING:
     from tether.client.api import Client
@@ -140,6 +147,70 @@ class StorageService:
             first += len(resources)
             if len(resources) < page or first > int(found.get("count", 0)):
                 return
+
+    def put_file(
+        self,
+        path: str | os.PathLike[str],
+        service: str | None = None,
+        bucket: str | None = None,
+        name: str | None = None,
+        content_type: str | None = None,
+        progress: t.Progress | None = None,
+    ) -> BucketObject:
+        """Uploads a local file as a new data-object, resuming an unfinished upload of it.
+
+        The object goes to ``service`` (default: :meth:`default_service`) and ``bucket``
+        (default: the service's default bucket, where the stored object is named by the
+        resource's uuid); its ``name`` is ``name`` or the file name, which with a
+        ``bucket`` also names the stored object. When an earlier call for the same file
+        (same absolute path, size and mtime) and the same target was cut, and its
+        data-object is still NEW or UPLOADING and owned by the caller, that object is
+        reused and only the missing parts are sent (``obj.last_upload.resumed_bytes``).
+        """
+        source = FileSource(path)
+        try:
+            client = self.client
+            sid = service or self.default_service()
+            sid = sid if "/" in sid else f"infrastructure-service/{sid}"
+            file_name = Path(path).name
+            ctype = content_type or mimetypes.guess_type(file_name)[0]
+            expected: Doc = {"infrastructure-service": sid, "name": name or file_name}
+            if bucket:
+                expected.update({"bucket": bucket, "object": name or file_name})
+            user = client.whoami()["user"]
+            target = {**expected, "url": client.url, "user": user, "content-type": ctype}
+            pending = PendingUploads(client.config.transfers_dir)
+            obj = self._pending_object(pending.find(source, target), user, expected)
+            if obj is None:
+                template: Doc = {
+                    "href": "data-object-template/generic",
+                    "credential": self.credential_for(sid),
+                    **{k: v for k, v in expected.items() if k in ("bucket", "object")},
+                }
+                if ctype:
+                    template["content-type"] = ctype
+                body = {"template": template, "name": expected["name"]}
+                answer = client.add("data-object", body)
+                # Recorded before any byte moves: a cut from here on can be resumed.
+                pending.remember(source, target, answer["resource-id"])
+                obj = self.get_object(answer["resource-id"])
+            obj._upload_source(source, ctype, progress)
+            pending.forget(source, target)
+            return obj
+        finally:
+            source.close()
+
+    def _pending_object(
+        self, rid: str | None, user: str | None, expected: Doc
+    ) -> BucketObject | None:
+        """The data-object of an unfinished upload, when it can still take the upload."""
+        if rid is None:
+            return None
+        try:
+            obj = self.get_object(rid)
+        except (NotFound, Forbidden):
+            return None  # deleted meanwhile (by the worker's cleanup, say): start anew
+        return obj if PendingUploads.usable(obj.resource, user, expected) else None
 
     def get_object(self, resource_id: str) -> BucketObject:
         """The object of a data-object id."""

@@ -10,7 +10,13 @@ differ: Tether takes declarations only while an object is NEW, before any byte m
 A multipart upload of a file keeps a journal (upload id, part size, parts done) in the
 client's ``transfers/`` directory. When an upload is cut, calling it again for the same
 object and the same unchanged file sends only the missing parts. Part URLs that expired
-(a slow link, a long pause) are signed again on the fly.
+(a slow link, a long pause) are signed again on the fly. :class:`PendingUploads` adds the
+level above: which data-object an unfinished upload of a file went into, so that a new
+process uploading the same file to the same place (``tether put`` run again) finds that
+object instead of creating another one.
+
+An interruption (Ctrl-C, a failed part) stops the other parts and the hashing at their
+next chunk, so the process ends promptly and the journal keeps every part that finished.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +69,7 @@ class FileSource:
             os.close(self.fd)
             raise LocalFileError(f"{path} is not a regular file")
         self.size = stat.st_size
-        self._mtime = stat.st_mtime_ns
+        self.mtime_ns = stat.st_mtime_ns
 
     def chunks(self, offset: int, length: int, chunk: int) -> Iterator[bytes]:
         end = offset + length
@@ -78,10 +84,13 @@ class FileSource:
             yield data
 
     def identity(self) -> str | None:
-        return f"{self.path}\n{self.size}\n{self._mtime}"
+        return f"{self.path}\n{self.size}\n{self.mtime_ns}"
 
     def close(self) -> None:
-        os.close(self.fd)
+        # Idempotent: the object API closes its sources, and so may their creator.
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class BytesSource:
@@ -147,11 +156,63 @@ class Journal:
             self.path.unlink(missing_ok=True)
 
 
-def digests(source: Source, chunk: int, md5: bool) -> tuple[str, str | None]:
-    """The sha256 (and md5) of a source, by one sequential read."""
+class PendingUploads:
+    """Which data-object an unfinished upload of a local file went into.
+
+    One small file per upload in ``transfers/files/``, named by a hash of the file's
+    absolute path, size and mtime and of the ``target`` (server, user, service, bucket,
+    names…), holding the data-object's id. The caller records the id as soon as the
+    object exists and forgets it once the object is READY; a caller that finds an id
+    must still check that the object can take the upload (:meth:`usable`).
+    """
+
+    def __init__(self, transfers_dir: Path) -> None:
+        self.directory = transfers_dir / "files"
+
+    def _path(self, source: FileSource, target: Mapping[str, Any]) -> Path:
+        identity = {"path": str(source.path), "size": source.size, "mtime": source.mtime_ns}
+        text = json.dumps({"file": identity, "target": dict(target)}, sort_keys=True)
+        return self.directory / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.json"
+
+    def find(self, source: FileSource, target: Mapping[str, Any]) -> str | None:
+        """The data-object id recorded for this file and target, if any."""
+        try:
+            data = json.loads(self._path(source, target).read_text())
+        except (OSError, ValueError):
+            return None
+        rid = data.get("resource-id") if isinstance(data, dict) else None
+        return rid if isinstance(rid, str) else None
+
+    def remember(self, source: FileSource, target: Mapping[str, Any], rid: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry = {"resource-id": rid, "file": str(source.path), "target": dict(target)}
+        write_private(self._path(source, target), json.dumps(entry))
+
+    def forget(self, source: FileSource, target: Mapping[str, Any]) -> None:
+        self._path(source, target).unlink(missing_ok=True)
+
+    @staticmethod
+    def usable(doc: Doc, user: str | None, expected: Mapping[str, Any]) -> bool:
+        """True when ``doc`` may receive the upload again: not yet READY (NEW or
+        UPLOADING), owned by ``user``, and still where the upload was going."""
+        owners = (doc.get("acl") or {}).get("owners") or []
+        return (
+            doc.get("state") in ("NEW", "UPLOADING")
+            and user is not None
+            and user in owners
+            and all(doc.get(k) == v for k, v in expected.items())
+        )
+
+
+def digests(
+    source: Source, chunk: int, md5: bool, cancel: threading.Event | None = None
+) -> tuple[str, str | None]:
+    """The sha256 (and md5) of a source, by one sequential read (stopped by ``cancel``)."""
     sha = hashlib.sha256()
     m = hashlib.md5(usedforsecurity=False) if md5 else None
     for data in source.chunks(0, source.size, chunk):
+        if cancel is not None and cancel.is_set():
+            raise t.Cancelled()
         sha.update(data)
         if m is not None:
             m.update(data)
@@ -219,18 +280,25 @@ class Uploader:
         stats = UploadStats(size=source.size, sha256=doc.get("sha256"))
         counter = t.Counter(progress)
         single = entry is None and source.size <= self.options.threshold
+        # Set on any failure or interruption: parts and hashing stop at their next chunk
+        # instead of running to the end while the caller waits for the pools to close.
+        cancel = threading.Event()
         with ThreadPoolExecutor(1, thread_name_prefix="tether-hash") as hasher:
             hashed: Future[tuple[str, str | None]] | None = None
-            if self.options.checksum and not doc.get("sha256") and not single:
-                # Chunk by chunk beside the parts: memory stays that of the transfer.
-                hashed = hasher.submit(digests, source, self.options.chunk, False)
-            if single:
-                self._single(rid, source, counter, stats)
-            else:
-                self._multipart(rid, source, entry, journal, counter, stats)
-            ready: Doc = {}
-            if hashed is not None:
-                stats.sha256 = ready["sha256"] = hashed.result()[0]
+            try:
+                if self.options.checksum and not doc.get("sha256") and not single:
+                    # Chunk by chunk beside the parts: memory stays that of the transfer.
+                    hashed = hasher.submit(digests, source, self.options.chunk, False, cancel)
+                if single:
+                    self._single(rid, source, counter, stats)
+                else:
+                    self._multipart(rid, source, entry, journal, counter, stats, cancel)
+                ready: Doc = {}
+                if hashed is not None:
+                    stats.sha256 = ready["sha256"] = hashed.result()[0]
+            except BaseException:
+                cancel.set()
+                raise
         stats.answer = self.client.operation(rid, "ready", ready)
         journal.delete()
         return stats
@@ -312,6 +380,7 @@ class Uploader:
         journal: Journal,
         counter: t.Counter,
         stats: UploadStats,
+        cancel: threading.Event,
     ) -> None:
         urls: dict[int, t.Signed] = {}
         if entry is None:
@@ -341,7 +410,6 @@ class Uploader:
             urls.update(
                 {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
             )
-        cancel = threading.Event()
         lock = threading.Lock()
 
         def resigner(n: int) -> Any:
@@ -373,7 +441,15 @@ class Uploader:
         workers = max(1, min(self.options.concurrency, len(todo)))
         with ThreadPoolExecutor(workers, thread_name_prefix="tether-upload") as pool:
             futures: list[Future[None]] = [pool.submit(send_part, n) for n in todo]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:
+                # Ctrl-C lands here, in the main thread: stop the parts not yet started
+                # and the running ones at their next chunk; finished ones stay journaled.
+                cancel.set()
+                for future in futures:
+                    future.cancel()
+                raise
             failed = next((f for f in finished if f.exception() is not None), None)
             if failed is not None:
                 cancel.set()
