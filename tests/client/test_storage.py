@@ -228,3 +228,36 @@ def test_stream_larger_than_threshold_is_spooled(provider, service):
     assert obj.last_upload.parts == 3
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
     assert hashlib.sha256(b"".join(obj.iter_content())).hexdigest() == obj.sha256
+
+
+def test_objects_carry_their_metadata_records(alice, connect, new_user):
+    bucket = alice.storage.buckets.create(bucket_name())
+    obj = bucket.objects.create("described.csv")
+    obj.upload(b"a,b\n1,2\n")
+    other = bucket.objects.create("other.csv")
+    other.upload(b"x\n")
+    assert obj.records == []
+    first = alice.add("data-record", {"data-object": obj.id, "site": "alps"})["resource-id"]
+    second = alice.add("data-record", {"data-object": obj.id, "bytes": 8})["resource-id"]
+    alice.add("data-record", {"data-object": other.id, "site": "jura"})
+    alice.add("data-record", {"site": "about nothing"})
+    # Kept from the first use until refresh(): a listing does not search per object.
+    assert obj.records == []
+    assert [r["id"] for r in obj.refresh().records] == [first, second]
+    assert obj.records[0]["site"] == "alps" and obj.records[1]["bytes"] == 8
+    # Objects found, listed or fetched by id carry them as well.
+    found = bucket.objects.find(name="described.csv")[0]
+    assert [r["id"] for r in found.records] == [first, second]
+    listed = {o.name: o for o in bucket.objects.list()}
+    assert [r["site"] for r in listed["other.csv"].records] == ["jura"]
+    assert [r["id"] for r in alice.storage.get_object(obj.id).records] == [first, second]
+    # Only the records the caller may see: the object shared with mallory, not its records.
+    uid = new_user("mallory")
+    acl = obj.resource["acl"]
+    alice.edit(obj.id, {"acl": {**acl, "view-data": [*acl.get("view-data", []), uid]}})
+    mallory = connect("mallory")
+    seen = mallory.storage.get_object(obj.id)
+    assert seen.records == []
+    own = mallory.add("data-record", {"data-object": obj.id, "note": "mine"})["resource-id"]
+    assert [r["id"] for r in seen.refresh().records] == [own]
+    assert [r["id"] for r in obj.refresh().records] == [first, second]

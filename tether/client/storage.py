@@ -19,7 +19,8 @@ its objects are the ``data-object`` resources with that service and bucket. So:
   sha256, sends the bytes through signed URLs and readies (freezes) the object.
 
 Every object returned carries its data-object resource (``obj.resource``: id, state,
-checksums, declared metadata).
+checksums, declared metadata) and its metadata records (``obj.records``: the
+data-records whose ``data-object`` link names it, searched on first use).
 """
 
 from __future__ import annotations
@@ -404,6 +405,7 @@ class BucketObject:
         self.resource = resource
         self.last_upload: UploadStats | None = None
         self.last_download: DownloadStats | None = None
+        self._records: builtins.list[Doc] | None = None
 
     @property
     def _storage(self) -> StorageService:
@@ -439,8 +441,29 @@ class BucketObject:
     def __repr__(self) -> str:
         return f"<BucketObject {self.name!r} {self.id} {self.state}>"
 
+    @property
+    def records(self) -> builtins.list[Doc]:
+        """The metadata records about this object that the caller may see: the
+        data-records whose ``data-object`` link is this id, oldest first.
+
+        Searched on first use (a listing of many objects costs no search per object)
+        and kept; :meth:`refresh` forgets them, so the next use searches again.
+        """
+        if self._records is None:
+            # The link is stored as the plain id string (see tether/resources/data_record).
+            self._records = builtins.list(
+                self._storage.client.search_iter(
+                    "data-record",
+                    filter=f"data-object={quote(self.id)}",
+                    orderby="created:asc,id:asc",
+                )
+            )
+        return self._records
+
     def refresh(self) -> BucketObject:
+        """Reads the data-object again (and forgets the records read so far)."""
         self.resource = self._storage.client.get(self.id)
+        self._records = None
         return self
 
     # -- writing --------------------------------------------------------------------------
