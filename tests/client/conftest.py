@@ -118,9 +118,21 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, code: int = 0, input: str | None = None):
-        result = self.runner.invoke(main, list(args), env=self.env, input=input)
+        # catch_exceptions=False: an exception the command does not turn into a message
+        # propagates and fails the test, instead of becoming a silent exit code 1.
+        result = self.runner.invoke(
+            main, list(args), env=self.env, input=input, catch_exceptions=False
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit)
         assert result.exit_code == code, (result.exit_code, result.output, result.exception)
         assert "Traceback" not in result.output
+        return result
+
+    def fails(self, *args: str, code: int, message: str):
+        """Runs a command that must fail with ``code`` and exactly ``error: message``."""
+        result = self(*args, code=code)
+        assert result.stderr == f"error: {message}\n", result.stderr
+        assert result.stdout == ""
         return result
 
     def json(self, *args: str):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
+
+import pytest
 
 from tests.client.conftest import PASSWORD, Cli, bucket_name
 from tests.client.test_storage import blob
@@ -135,3 +143,129 @@ def test_users_groups_and_api_keys(admin_cli, tmp_path):
     cli("group", "rm", "team")
     cli("user", "rm", uid)
     robot("whoami", code=4)
+
+
+LOCAL_CREDENTIAL = "credential/00000000-0000-4000-8000-000000000003"
+
+
+def test_missing_file_directory_and_object_not_ready(admin_cli, admin, tmp_path):
+    cli = admin_cli
+    missing = tmp_path / "nope.txt"
+    no_file = f"cannot read {missing}: No such file or directory"
+    cli.fails("put", str(missing), code=1, message=no_file)
+    cli.fails("record", "ingest", str(missing), code=1, message=no_file)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cli.fails("put", str(folder), code=1, message=f"cannot read {folder}: Is a directory")
+    # One bad file among good ones: every file is checked first, nothing is uploaded.
+    good = tmp_path / "good.txt"
+    good.write_text("fine\n")
+    cli.fails("put", str(good), str(missing), code=1, message=no_file)
+    assert cli.json("ls") == []
+    # An object not READY: a state error naming it, and no file left behind.
+    new = admin.add(
+        "data-object",
+        {"template": {"href": "data-object-template/generic", "credential": LOCAL_CREDENTIAL}},
+    )["resource-id"]
+    ready = cli.json("put", str(good))[0]["id"]
+    out = tmp_path / "out"
+    out.mkdir()
+    not_ready = f"cannot download {new}: it is NEW, not READY"
+    cli.fails("get", new, "-o", str(out / "x.bin"), code=6, message=not_ready)
+    cli.fails("get", ready, new, "-o", str(out), code=6, message=not_ready)
+    assert list(out.iterdir()) == []
+
+
+def test_unreadable_file(admin_cli, tmp_path):
+    cli = admin_cli
+    path = tmp_path / "secret.txt"
+    path.write_text("not for you\n")
+    path.chmod(0)
+    message = f"error: cannot read {path}: Permission denied\n"
+    if not os.access(path, os.R_OK):  # an ordinary user: mode 000 cannot be read
+        cli.fails("put", str(path), code=1, message=message[len("error: ") : -1])
+    else:
+        # Root: access() and open() succeed whatever the mode. Run the command as root
+        # without its capabilities (so mode bits apply, as to anyone else) via setpriv.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: no way to make a file unreadable")
+        drop = [setpriv, "--inh-caps=-all", "--bounding-set=-all", "--", sys.executable]
+        probe = subprocess.run(
+            [*drop, "-c", f"import os; print(os.access({str(path)!r}, os.R_OK))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe.stdout.strip() == "False", probe
+        proc = subprocess.run(
+            [*drop, "-m", "tether.cli.main", "put", str(path)],
+            env={**os.environ, **cli.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (proc.returncode, proc.stderr, proc.stdout) == (1, message, "")
+    assert cli.json("ls") == []
+
+
+class _NotTether(http.server.BaseHTTPRequestHandler):
+    """Some other web server: HTML 404 for everything."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other_web_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotTether)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_wrong_url_and_credentials_name_what_failed(cli, new_user, other_web_server):
+    new_user("hank")
+    login = ("-u", "hank", "--password", PASSWORD)
+    dead = f"http://127.0.0.1:{free_port()}"
+    refused = f"cannot connect to {dead}: [Errno 111] Connection refused"
+    cli.fails("login", dead, *login, code=3, message=refused)
+    cli.fails("--url", dead, "ls", code=3, message=refused)
+    unknown = "http://no-such-host.invalid"
+    assert cli("login", unknown, *login, code=3).stderr.startswith(
+        f"error: cannot connect to {unknown}: "
+    )
+    cli.fails(
+        "login",
+        "ftp://example.org",
+        *login,
+        code=1,
+        message="the server URL must start with http:// or https://, not 'ftp://example.org'",
+    )
+    for wrong in (f"{cli.url}/not-tether", other_web_server):
+        no_api = f"no Tether API at {wrong}/api (the login answered 404): check the URL"
+        cli.fails("login", wrong, *login, code=5, message=no_api)
+    cli.fails(
+        "login", cli.url, "-u", "hank", "--password", "wrong", code=4, message="invalid credentials"
+    )
+    cli.fails("login", cli.url, "-u", "nobody", *login[2:], code=4, message="invalid credentials")
+    key = "credential/00000000-0000-4000-8000-00000000dead"
+    cli.fails(
+        "login",
+        cli.url,
+        "--api-key",
+        key,
+        "--api-secret",
+        "x",
+        code=4,
+        message="invalid credentials",
+    )
+    assert not (Path(cli.env["TETHER_CLIENT_DIR"]) / "session.json").exists()
+    cli("login", cli.url, *login)  # the same user, right this time

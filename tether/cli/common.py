@@ -16,6 +16,8 @@ line ``error: …`` on stderr, never a traceback, with an exit code telling its 
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ import click
 import orjson
 
 from tether.client import Client, ClientConfig
-from tether.client.errors import ChecksumMismatch, ConnectionFailed, TransferError
+from tether.client.errors import ChecksumMismatch, ConnectionFailed, LocalFileError, TransferError
 from tether.errors import Conflict, Forbidden, NotFound, TetherError, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -251,6 +253,26 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str | None) ->
     if not digits.strip().isdigit() or unit not in _UNITS or int(digits) <= 0:
         raise click.BadParameter(f"expected a size such as 1048576, 64MiB or 1GiB, not {value!r}")
     return int(digits) * _UNITS[unit]
+
+
+def check_readable(path: str) -> None:
+    """Raises a one-line LocalFileError unless ``path`` is a regular file we can read.
+
+    It opens the file rather than asking ``os.access``: access() answers for the real
+    user (root passes it whatever the mode), open() is what the transfer will do.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise LocalFileError(f"cannot read {path}: Is a directory")
+    if not stat.S_ISREG(mode):  # a FIFO or device: opening could block, reading never end
+        raise LocalFileError(f"cannot read {path}: not a regular file")
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def parse_pairs(pairs: Sequence[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import orjson
 
 from tether.cli.common import (
     bars,
+    check_readable,
     json_option,
     output,
     parse_pairs,
@@ -89,7 +90,7 @@ def record_search(
 
 
 @record.command("ingest")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(readable=False))
 @click.option("--batch", type=int, default=1000, show_default=True, help="Records per request.")
 @json_option
 def record_ingest(path: str, batch: int) -> None:
@@ -98,6 +99,7 @@ def record_ingest(path: str, batch: int) -> None:
     Records are sent in batches (one transaction each). Give records an ``id``
     (``data-record/<name>``) to make a repeated ingest add nothing twice.
     """
+    check_readable(path)
     try:
         size = os.path.getsize(path)
         fh = open(path, "rb")  # noqa: SIM115 - closed below

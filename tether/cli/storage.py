@@ -25,6 +25,7 @@ import click
 from tether.cli.common import (
     CliError,
     bars,
+    check_readable,
     echo_lines,
     json_option,
     output,
@@ -36,7 +37,7 @@ from tether.cli.common import (
     stream_json_array,
     wants_json,
 )
-from tether.client.errors import ConnectionFailed, LocalFileError, TransferError
+from tether.client.errors import ConnectionFailed, TransferError
 from tether.client.protocol import quote
 from tether.client.storage import BucketObject
 
@@ -171,7 +172,7 @@ def credential_ls() -> None:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--service", "service_id", help="Storage service (default: the server's).")
 @click.option("--bucket", help="Bucket (default: the service's default bucket).")
 @click.option("--name", help="Object name (one file only; default: the file name).")
@@ -201,8 +202,7 @@ def put(
     if name and len(files) > 1:
         raise CliError("--name works with one file only", 2)
     for path in files:
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise LocalFileError(f"cannot read {path}: no such readable file")
+        check_readable(path)  # every file before the first upload: no half-done batch
     metadata = parse_pairs(records)
     client = state().client()
     storage = client.storage
@@ -250,6 +250,9 @@ def get(ids: tuple[str, ...], target: str | None) -> None:
     """Download data-objects (verified; resumed when a previous try was cut)."""
     storage = state().client().storage
     objects = [storage.get_object(_object_id(i)) for i in ids]
+    for obj in objects:  # all checked first: no download starts when one cannot be made
+        if obj.state != "READY":
+            raise CliError(f"cannot download {obj.id}: it is {obj.state}, not READY", 6)
     if target and len(objects) > 1 and not os.path.isdir(target):
         raise CliError(f"{target} must be a directory to download {len(objects)} objects", 2)
     done: list[dict[str, Any]] = []

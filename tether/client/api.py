@@ -27,7 +27,7 @@ import httpx
 from tether.client import protocol as p
 from tether.client.config import ClientConfig, Session, normalize_url
 from tether.client.errors import ConnectionFailed, describe_transport_error
-from tether.errors import BadRequest, TetherError, Unauthorized
+from tether.errors import BadRequest, NotFound, TetherError, Unauthorized
 
 if TYPE_CHECKING:
     from tether.client.storage import StorageService
@@ -161,7 +161,13 @@ class Client:
 
     def _session(self, body: p.Doc, remember: p.Doc) -> p.Doc:
         call = p.Call("POST", "/api/session", body=body, parse=lambda r: r)
-        response: httpx.Response = self.send(call, relogin=False)
+        try:
+            response: httpx.Response = self.send(call, relogin=False)
+        except NotFound:
+            # Every Tether server has the session collection: the URL is what is wrong.
+            raise NotFound(
+                f"no Tether API at {self.url}/api (the login answered 404): check the URL"
+            ) from None
         cookie = p.session_cookie(response)
         if not cookie:
             raise Unauthorized(f"{self.url} answered the login without a session cookie")
