@@ -322,3 +322,75 @@ def test_checksum_declared_at_ready(admin):
     r = admin.http.post(f"/api/{rid}/ready", json={"sha256": bad})
     assert r.status_code == 409 and "differs from the one declared" in r.json()["message"]
     assert admin.http.post(f"/api/{rid}/ready", json={"sha256": good}).status_code == 200
+
+
+def test_ready_checks_the_store_outside_the_transaction(admin, make_user, tether):
+    """While ready reads the stored object back, other writes go on (SQLite has one write
+    lock); an object that changes meanwhile is not frozen on a stale check."""
+    import threading
+    from unittest import mock
+
+    from tether.auth.identity import Identity, user_claims
+    from tether.resources import data_object
+
+    api, uid = make_user("patient")
+    who = Identity(user_claims(uid, set()), uid)
+
+    def uploaded():
+        body = {
+            "template": {"href": "data-object-template/generic", "credential": LOCAL_CREDENTIAL_ID}
+        }
+        rid = api.add("data-object", body)["resource-id"]
+        signed = api.http.post(f"/api/{rid}/upload", json={}).json()
+        assert (
+            api.http.put(signed["uri"], content=b"slow", headers=signed["headers"]).status_code
+            == 200
+        )
+        return rid
+
+    real = data_object._verified
+    checking, proceed = threading.Event(), threading.Event()
+
+    def slow_verified(*args):
+        checking.set()
+        assert proceed.wait(30)
+        return real(*args)
+
+    def ready_in_thread(rid, results):
+        try:
+            out = tether.resources.operation(who, rid, "ready", {}, "http://testserver/api/")
+            results.append(out.status)
+        except Exception as exc:
+            results.append(getattr(exc, "status", exc))
+
+    for meanwhile, expected in (("write elsewhere", 200), ("upload again", 409)):
+        rid = uploaded()
+        checking.clear(), proceed.clear()
+        results: list[object] = []
+        with mock.patch.object(data_object, "_verified", slow_verified):
+            thread = threading.Thread(target=ready_in_thread, args=(rid, results))
+            thread.start()
+            assert checking.wait(30)
+            done: list[int] = []
+            if meanwhile == "write elsewhere":
+                other = threading.Thread(
+                    target=lambda: done.append(
+                        api.http.post("/api/module", json={"name": "during ready"}).status_code
+                    )
+                )
+            else:
+                other = threading.Thread(
+                    target=lambda: done.append(
+                        api.http.post(f"/api/{rid}/upload", json={}).status_code
+                    )
+                )
+            other.start()
+            other.join(timeout=10)
+            blocked = other.is_alive()
+            proceed.set()
+            thread.join(timeout=30)
+            other.join(timeout=30)
+        assert not blocked, f"{meanwhile}: waited for the ready check"
+        assert done and done[0] in (200, 201)
+        assert results == [expected], (meanwhile, results)
+        assert api.get(rid)["state"] == ("READY" if expected == 200 else "UPLOADING")

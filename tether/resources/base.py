@@ -153,6 +153,24 @@ class Outcome:
     media_type: str = "application/json"
 
 
+@dataclass
+class Deferred:
+    """An operation whose slow part runs outside any transaction.
+
+    A ``ready`` check may read a whole object back to hash it, which can take minutes:
+    holding the row lock (on SQLite, the database's one write lock) meanwhile would stall
+    every other write. ``work`` runs with no database; ``finish`` then runs in a write
+    transaction of its own, if the resource is still at ``version``. When it is not (or
+    ``work`` failed after it moved: a concurrent call may have won), ``changed`` is given
+    the resource as it now is (None: gone) and raises the error the caller gets.
+    """
+
+    version: int
+    work: Callable[[], Any]
+    finish: Callable[[Context, Any], Outcome]
+    changed: Callable[[Doc | None], None]
+
+
 @dataclass(frozen=True)
 class Template:
     """One way of creating a templated resource, itself listed as a resource."""
@@ -276,7 +294,7 @@ class ResourceKind:
 
     def run_operation(
         self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
-    ) -> Outcome:
+    ) -> Outcome | Deferred:
         raise BadRequest(f"unknown operation '{operation}' on {self.name}")
 
     # -- output ---------------------------------------------------------------------------

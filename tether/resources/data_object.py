@@ -39,6 +39,7 @@ from tether.resources import job as job_mod
 from tether.resources import replicas
 from tether.resources.base import (
     Context,
+    Deferred,
     Doc,
     NewResource,
     Outcome,
@@ -218,7 +219,7 @@ class DataObjectKind(ResourceKind):
 
     def run_operation(
         self, ctx: Context, doc: Doc, version: int, operation: str, body: Doc
-    ) -> Outcome:
+    ) -> Outcome | Deferred:
         state = str(doc.get("state"))
         if state not in _VALID[operation]:
             raise InvalidState(state, operation, _VALID[operation], doc["id"])
@@ -327,53 +328,83 @@ class DataObjectKind(ResourceKind):
 
     def _ready(
         self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
-    ) -> Outcome:
+    ) -> Deferred:
+        """Completes a multipart upload under the row lock, then checks the stored object
+        outside any transaction (it may be hashed whole), then freezes it."""
         validate(_READY, body, "ready request")
-        doc = _declared_at_ready(doc, body)
+        declared = _declared_at_ready(doc, body)
         bucket, key = doc["bucket"], doc["object"]
         if doc.get("upload-id"):
-            info = driver.complete_multipart(
+            driver.complete_multipart(
                 bucket,
                 key,
                 doc["upload-id"],
                 None,
                 if_none_match=driver.capabilities.conditional_write,
             )
-        head = driver.head(bucket, key)
-        if head is None:
-            raise Conflict(f"{doc['id']} was never uploaded: no object in the store", doc["id"])
-        info = _verified(driver, doc, head)
-        changes: Doc = {
-            "state": READY,
-            "bytes": info.size,
-            "upload-id": None,
-            "part-size": None,
-            "timestamp": now_iso(),
-        }
-        for field, value in (
-            ("md5sum", info.md5),
-            ("sha256", info.sha256),
-            ("etag", info.etag),
-            ("version-id", info.version_id),
-        ):
-            if value:
-                changes[field] = value
-        if not doc.get("content-type") and info.content_type:
-            changes["content-type"] = info.content_type
-        if doc.get("subtype") == "public":
-            changes["url"] = driver.make_public(bucket, key)
-        ctx.storage.health.succeeded(doc["infrastructure-service"])
-        new = self._save(ctx, doc, version, changes)
-        return Outcome(
-            200,
-            {
-                "status": 200,
-                "message": f"{doc['id']} is ready",
-                "resource-id": doc["id"],
-                "bytes": new["bytes"],
-                **{k: new[k] for k in ("md5sum", "sha256") if k in new},
-            },
-        )
+            # What the store now holds is one whole object, whatever the check finds.
+            doc = self._save(ctx, doc, version, {"upload-id": None, "part-size": None})
+            version += 1
+            declared = _declared_at_ready(doc, body)
+        service_id = doc["infrastructure-service"]
+        storage = ctx.storage
+
+        def check() -> tuple[ObjectInfo, str | None]:
+            try:
+                head = driver.head(bucket, key)
+                if head is None:
+                    raise Conflict(
+                        f"{doc['id']} was never uploaded: no object in the store", doc["id"]
+                    )
+                info = _verified(driver, declared, head)
+                public = driver.make_public(bucket, key) if doc.get("subtype") == "public" else None
+            except StoreError as exc:
+                storage.health.failed(service_id, exc.message)
+                raise
+            storage.health.succeeded(service_id)
+            return info, public
+
+        def finish(ctx: Context, checked: tuple[ObjectInfo, str | None]) -> Outcome:
+            info, public = checked
+            changes: Doc = {
+                "state": READY,
+                "bytes": info.size,
+                "upload-id": None,
+                "part-size": None,
+                "timestamp": now_iso(),
+            }
+            for field, value in (
+                ("md5sum", info.md5),
+                ("sha256", info.sha256),
+                ("etag", info.etag),
+                ("version-id", info.version_id),
+                ("url", public),
+            ):
+                if value:
+                    changes[field] = value
+            if not declared.get("content-type") and info.content_type:
+                changes["content-type"] = info.content_type
+            new = self._save(ctx, declared, version, changes)
+            return Outcome(
+                200,
+                {
+                    "status": 200,
+                    "message": f"{doc['id']} is ready",
+                    "resource-id": doc["id"],
+                    "bytes": new["bytes"],
+                    **{k: new[k] for k in ("md5sum", "sha256") if k in new},
+                },
+            )
+
+        def changed(now: Doc | None) -> None:
+            if now is None:
+                raise NotFound(f"{doc['id']} not found", doc["id"])
+            state = str(now.get("state"))
+            if state not in _VALID["ready"]:
+                raise InvalidState(state, "ready", _VALID["ready"], doc["id"])
+            raise Conflict(f"{doc['id']} changed while it was checked: call ready again", doc["id"])
+
+        return Deferred(version=version, work=check, finish=finish, changed=changed)
 
     def _download(
         self, ctx: Context, doc: Doc, body: Doc, driver: StorageDriver, credential: Doc

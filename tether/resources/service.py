@@ -34,6 +34,7 @@ from tether.resources.base import (
     EDIT_META_FIELDS,
     SERVER_FIELDS,
     Context,
+    Deferred,
     Doc,
     NewResource,
     Outcome,
@@ -544,7 +545,28 @@ class ResourceService:
             needed = kind.operation_rights[operation]
             if not acl_mod.can(row.doc.get("acl", {}), ctx.identity.claims, needed):
                 raise Forbidden(f"{needed} right needed for '{operation}' on {resource_id}")
-            return kind.run_operation(ctx, row.doc, row.version, operation, body)
+            outcome = kind.run_operation(ctx, row.doc, row.version, operation, body)
+        if isinstance(outcome, Deferred):
+            return self._finish_deferred(ctx.identity, resource_id, outcome, base_uri)
+        return outcome
+
+    def _finish_deferred(
+        self, identity: Identity, resource_id: str, deferred: Deferred, base_uri: str
+    ) -> Outcome:
+        try:
+            value = deferred.work()
+        except TetherError:
+            with transaction(self.engine) as conn:
+                row = store.get(conn, resource_id)
+            if row is None or row.version != deferred.version:
+                deferred.changed(row.doc if row else None)
+            raise
+        with self._context(identity, base_uri, write=True) as ctx:
+            row = store.get(ctx.conn, resource_id, for_update=True)
+            if row is None or row.version != deferred.version:
+                deferred.changed(row.doc if row else None)
+                raise Conflict(f"{resource_id} changed meanwhile", resource_id)
+            return deferred.finish(ctx, value)
 
 
 def _project(doc: Doc, selected: list[str] | None) -> Doc:
