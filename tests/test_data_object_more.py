@@ -373,17 +373,14 @@ def test_ready_checks_the_store_outside_the_transaction(admin, make_user, tether
             assert checking.wait(30)
             done: list[int] = []
             if meanwhile == "write elsewhere":
-                other = threading.Thread(
-                    target=lambda: done.append(
-                        api.http.post("/api/module", json={"name": "during ready"}).status_code
-                    )
-                )
+                call = ("/api/module", {"name": "during ready"})
             else:
-                other = threading.Thread(
-                    target=lambda: done.append(
-                        api.http.post(f"/api/{rid}/upload", json={}).status_code
-                    )
-                )
+                call = (f"/api/{rid}/upload", {})
+
+            def write(call=call, done=done):
+                done.append(api.http.post(call[0], json=call[1]).status_code)
+
+            other = threading.Thread(target=write)
             other.start()
             other.join(timeout=10)
             blocked = other.is_alive()
