@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -190,18 +191,14 @@ def test_full_disk_and_corruption_leave_no_file(admin_cli, tmp_path, tether):
     assert list(target.parent.iterdir()) == []
 
 
-def test_progress_bars_only_on_a_terminal(admin_cli, tmp_path):
+def _on_terminal(args: list[str], env: dict[str, str]) -> str:
+    """The output of a command run on a pseudo-terminal, escape sequences removed."""
     import pty
 
-    cli = admin_cli
-    path = tmp_path / "bar.bin"
-    path.write_bytes(blob(2 * 1024 * 1024))
-    env = {**os.environ, **cli.env, "COLUMNS": "120"}
-    args = [sys.executable, "-m", "tether.cli.main", "put", str(path)]
-    piped = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-    assert piped.returncode == 0 and "/s" not in piped.stdout + piped.stderr
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(args, env=env, stdout=follower, stderr=follower)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether.cli.main", *args], env=env, stdout=follower, stderr=follower
+    )
     os.close(follower)
     seen = b""
     while True:
@@ -213,6 +210,51 @@ def test_progress_bars_only_on_a_terminal(admin_cli, tmp_path):
             break
         seen += chunk
     os.close(leader)
-    assert proc.wait(timeout=120) == 0
-    text = seen.decode("utf-8", "replace")
-    assert "bar.bin" in text and "/s" in text  # the bar, with its transfer rate
+    assert proc.wait(timeout=120) == 0, seen
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode("utf-8", "replace"))
+
+
+def test_progress_bars_only_on_a_terminal(admin_cli, tmp_path):
+    cli = admin_cli
+    path = tmp_path / "bar.bin"
+    path.write_bytes(blob(2 * 1024 * 1024))
+    others = [tmp_path / f"more-{i}.txt" for i in range(3)]
+    for other in others:
+        other.write_text("more\n")
+    env = {**os.environ, **cli.env, "COLUMNS": "160"}
+    rid = cli.json("put", str(path))[0]["id"]
+    cli("put", *map(str, others))
+    sid = cli.json("set", "create", "all", "--object-filter", "name^='more-'")["resource-id"]
+    commands = [
+        ["put", str(path)],
+        ["get", rid, "-o", str(tmp_path / "back.bin")],
+        ["ls"],
+        ["set", "resolve", sid],
+        ["set", "snapshot", sid],
+    ]
+    for args in commands:  # not a terminal: no bar, no rate, no spinner
+        piped = subprocess.run(
+            [sys.executable, "-m", "tether.cli.main", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert piped.returncode == 0 and piped.stderr == "", (args, piped.stderr)
+        assert "/s" not in piped.stdout and "━" not in piped.stdout
+    # On a terminal: transfers show size, rate and ETA (a time after the rate) ...
+    put = _on_terminal(["put", str(path)], env)
+    assert re.search(r"bar\.bin .*━.* [kMG]?B/s +\d+:\d\d:\d\d", put), put
+    got = _on_terminal(["get", rid, "-o", str(tmp_path / "again.bin")], env)
+    assert re.search(r"again\.bin .*━.* [kMG]?B/s +\d+:\d\d:\d\d", got), got
+    # ... listings the results counted against the total, their rate and an ETA ...
+    count = len(cli.json("ls"))
+    listed = _on_terminal(["ls"], env)
+    bar = rf"listing data-object .*━.* {count}/{count} results .*results/s +\d+:\d\d:\d\d"
+    assert re.search(bar, listed), listed
+    assert "more-0.txt" in listed  # and the table after the bar
+    resolved = _on_terminal(["set", "resolve", sid], env)
+    assert re.search(r"resolving .*━.* 3/3 objects .*objects/s +\d+:\d\d:\d\d", resolved), resolved
+    # ... and a snapshot, one call with no progress to report, a spinner and the time.
+    snap = _on_terminal(["set", "snapshot", sid], env)
+    assert re.search(rf"snapshot of {sid} .* \d+:\d\d:\d\d", snap), snap

@@ -191,29 +191,20 @@ def show_progress() -> bool:
 
 
 class Bars:
-    """Progress bars with rate and ETA, or nothing when output is not a terminal."""
+    """Progress bars on stderr, or nothing when output is not a terminal (or is JSON).
 
-    def __init__(self) -> None:
+    ``kind`` chooses the columns: ``bytes`` (transfers: size done, rate, ETA), ``items``
+    (results fetched page by page: count done of the total, rate, ETA), ``busy`` (one
+    long server call that reports no progress: a spinner and the time elapsed). Bars of
+    ``items`` and ``busy`` vanish when done, so that the table printed after them stays
+    alone on the screen.
+    """
+
+    def __init__(self, kind: str = "bytes", unit: str = "") -> None:
         self.progress: Any = None
+        self.unit = unit
         if show_progress():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+            self.progress = _make_progress(kind, unit)
 
     def __enter__(self) -> Bars:
         if self.progress is not None:
@@ -232,10 +223,66 @@ class Bars:
         task_id = progress.add_task(description, total=total)
         return lambda n: progress.advance(task_id, n)
 
+    def pages(self, description: str) -> Callable[[int, int], None] | None:
+        """A callback ``(fetched, total)`` for results that arrive page by page, the
+        total known from the first page (None when bars are off)."""
+        if self.progress is None:
+            return None
+        progress = self.progress
+        task_id = progress.add_task(description, total=None)
+
+        def advance(fetched: int, total: int) -> None:
+            progress.update(task_id, total=total, advance=fetched)
+
+        return advance
+
+    def busy(self, description: str) -> None:
+        """A spinner with the time elapsed for a call that reports no progress."""
+        if self.progress is not None:
+            self.progress.add_task(description, total=None)
+
+
+def _make_progress(kind: str, unit: str) -> Any:
+    # rich loads only when bars are drawn: piped and JSON runs start faster without it.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Items per second (rich has a rate column for bytes only)."""
+
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"? {unit}/s")
+
+    console = Console(stderr=True)
+    columns: list[Any]
+    if kind == "bytes":
+        columns = [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    elif kind == "items":
+        columns = [MofNCompleteColumn(), TextColumn(unit), RateColumn(), TimeRemainingColumn()]
+    else:
+        columns = [SpinnerColumn(), TimeElapsedColumn()]
+    first: list[Any] = [TextColumn("{task.description}")]
+    if kind != "busy":
+        first.append(BarColumn())
+    return Progress(*first, *columns, console=console, transient=kind != "bytes")
+
 
 @contextlib.contextmanager
-def bars() -> Iterator[Bars]:
-    with Bars() as b:
+def bars(kind: str = "bytes", unit: str = "") -> Iterator[Bars]:
+    with Bars(kind, unit) as b:
         yield b
 
 

@@ -191,11 +191,13 @@ def _set_id(value: str) -> str:
 @json_option
 def set_resolve(set_id: str) -> None:
     """List the data-objects a data set selects now."""
-    docs = state().client().storage.dataset_objects(_set_id(set_id))
+    storage = state().client().storage
     if wants_json():
-        stream_json_array(docs)
-    else:
-        print_table(list(docs), ["id", "name", "state", "bytes", "bucket", "object"])
+        stream_json_array(storage.dataset_objects(_set_id(set_id)))
+        return
+    with bars("items", "objects") as b:
+        rows = list(storage.dataset_objects(_set_id(set_id), progress=b.pages("resolving")))
+    print_table(rows, ["id", "name", "state", "bytes", "bucket", "object"])
 
 
 @dataset.command("download")
@@ -223,7 +225,12 @@ def set_download(set_id: str, target: str) -> None:
 @json_option
 def set_snapshot(set_id: str) -> None:
     """Freeze the data set's current members (a snapshot with a content hash)."""
-    answer = state().client().operation(_set_id(set_id), "snapshot", {})
+    sid = _set_id(set_id)
+    client = state().client()
+    with bars("busy") as b:
+        # One server call that reports no progress: a spinner and the time it has taken.
+        b.busy(f"snapshot of {sid}")
+        answer = client.operation(sid, "snapshot", {})
     print_doc(answer)
 
 

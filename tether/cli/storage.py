@@ -289,15 +289,26 @@ def ls(
 ) -> None:
     """List data-objects (or any resource type), page by page, as many as there are."""
     all_filters = list(filters) + ([f"bucket={quote(bucket)}"] if bucket else [])
-    docs = (
-        state()
-        .client()
-        .search_iter(resource_type, filter=all_filters, orderby=orderby, select=select, limit=limit)
-    )
+    client = state().client()
     if wants_json():
-        stream_json_array(docs)
+        # Streamed as the pages arrive (constant memory); JSON never gets bars.
+        stream_json_array(
+            client.search_iter(
+                resource_type, filter=all_filters, orderby=orderby, select=select, limit=limit
+            )
+        )
         return
-    rows = list(docs)
+    with bars("items", "results") as b:
+        rows = list(
+            client.search_iter(
+                resource_type,
+                filter=all_filters,
+                orderby=orderby,
+                select=select,
+                limit=limit,
+                progress=b.pages(f"listing {resource_type}"),
+            )
+        )
     columns = [c.strip() for c in select.split(",")] if select else OBJECT_COLUMNS
     if resource_type != "data-object" and not select:
         columns = ["id", "name", "updated"]

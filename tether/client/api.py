@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -338,11 +338,14 @@ class Client:
         select: str | Sequence[str] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         limit: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[p.Doc]:
         """Every match, fetched page by page with ``first``/``last`` (any number of them).
 
         ``id`` is added as a last sort key so pages never overlap or skip on ties. A
         server whose pages are smaller than ``page_size`` makes the pages smaller.
+        ``progress(fetched, total)`` is called after each page with the number of results
+        it brought and the number expected in all (the count, capped by ``limit``).
         """
         order = _stable_order(orderby)
         first, seen = 1, 0
@@ -360,6 +363,9 @@ class Client:
                     raise
                 page_size = cap
                 continue
+            if progress is not None:
+                total = page.count if limit is None else min(limit, page.count)
+                progress(len(page.resources), total)
             yield from page.resources
             seen += len(page.resources)
             first += len(page.resources)

@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -125,10 +125,15 @@ class StorageService:
         self._credentials[service] = str(found.resources[0]["id"])
         return self._credentials[service]
 
-    def dataset_objects(self, set_id: str, page: int = 1000) -> Iterator[Doc]:
+    def dataset_objects(
+        self,
+        set_id: str,
+        page: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[Doc]:
         """The data-objects a ``data-set`` selects now, through its ``resolve`` operation
         (page by page); on a server without it, a search with the set's
-        ``data-object-filter``."""
+        ``data-object-filter``. ``progress(fetched, total)`` follows the pages."""
         client = self.client
         first = 1
         while True:
@@ -140,10 +145,14 @@ class StorageService:
                     raise
                 where = client.get(set_id).get("data-object-filter")
                 if where:
-                    yield from client.search_iter("data-object", filter=str(where))
+                    yield from client.search_iter(
+                        "data-object", filter=str(where), progress=progress
+                    )
                 return
             found = answer.get("data-object") or {}
             resources = list(found.get("resources", []))
+            if progress is not None:
+                progress(len(resources), int(found.get("count", 0)))
             yield from resources
             first += len(resources)
             if len(resources) < page or first > int(found.get("count", 0)):
