@@ -106,6 +106,43 @@ class Api:
         return dict(r.json())
 
 
+# A credential every logged-in user may use (view-data), as admins share stores.
+USERS_MAY_USE = {"owners": ["group/tether-admin"], "view-data": ["group/tether-user"]}
+
+
+def register_s3(
+    admin: Api,
+    seaweed: SeaweedFS,
+    endpoint: str | None = None,
+    credential_acl: dict[str, list[str]] | None = None,
+    **service: Any,
+) -> tuple[str, str]:
+    """An s3 service on ``seaweed`` (reached at ``endpoint`` when given: a fault proxy)
+    and a credential of its identity: (service id, credential id)."""
+    sid = admin.add(
+        "infrastructure-service",
+        {
+            "template": {
+                "href": "infrastructure-service-template/s3",
+                "endpoint": endpoint or seaweed.endpoint,
+                "region": seaweed.region,
+                **service,
+            }
+        },
+    )["resource-id"]
+    credential: dict[str, Any] = {
+        "template": {
+            "href": "credential-template/s3",
+            "parent": sid,
+            "access-key": seaweed.access_key,
+            "secret-key": seaweed.secret_key,
+        }
+    }
+    if credential_acl:
+        credential["acl"] = credential_acl
+    return sid, admin.add("credential", credential)["resource-id"]
+
+
 @pytest.fixture
 def app(tether: Tether) -> Any:
     return create_app(tether)

@@ -8,6 +8,7 @@ import threading
 import httpx
 import pytest
 
+from tests.conftest import USERS_MAY_USE, register_s3
 from tether.resources.bootstrap import LOCAL_CREDENTIAL_ID
 
 
@@ -33,29 +34,9 @@ def objstore(request, admin, anon):
         yield Store("local", LOCAL_CREDENTIAL_ID, anon.http)
         return
     seaweed = request.getfixturevalue("seaweed")
-    sid = admin.add(
-        "infrastructure-service",
-        {
-            "template": {
-                "href": "infrastructure-service-template/s3",
-                "endpoint": seaweed.endpoint,
-                "region": seaweed.region,
-                "capabilities": {"public-objects": True},
-            }
-        },
-    )["resource-id"]
-    cid = admin.add(
-        "credential",
-        {
-            "template": {
-                "href": "credential-template/s3",
-                "parent": sid,
-                "access-key": seaweed.access_key,
-                "secret-key": seaweed.secret_key,
-            },
-            "acl": {"owners": ["group/tether-admin"], "view-data": ["group/tether-user"]},
-        },
-    )["resource-id"]
+    _, cid = register_s3(
+        admin, seaweed, credential_acl=USERS_MAY_USE, capabilities={"public-objects": True}
+    )
     with httpx.Client(timeout=30) as http:
         yield Store("s3", cid, http)
 
@@ -330,27 +311,7 @@ def test_public_object_gets_a_permanent_url(make_user, objstore, anon):
 
 
 def test_public_refused_where_the_store_has_none(admin, make_user, seaweed):
-    sid = admin.add(
-        "infrastructure-service",
-        {
-            "template": {
-                "href": "infrastructure-service-template/s3",
-                "endpoint": seaweed.endpoint,
-                "region": seaweed.region,
-            }
-        },
-    )["resource-id"]
-    cid = admin.add(
-        "credential",
-        {
-            "template": {
-                "href": "credential-template/s3",
-                "parent": sid,
-                "access-key": seaweed.access_key,
-                "secret-key": seaweed.secret_key,
-            }
-        },
-    )["resource-id"]
+    _, cid = register_s3(admin, seaweed)
     store = Store("s3", cid, None)
     before = admin.search("data-object", last=0)["count"]
     r = create(admin, store, status=400, href="data-object-template/public")

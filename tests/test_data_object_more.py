@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import register_s3
 from tests.servers import BLACKHOLE, DROP, PASS, REFUSE, FaultProxy
 from tether.drivers import make_driver
 from tether.jobs.worker import Worker
@@ -18,27 +19,7 @@ from tether.resources.bootstrap import LOCAL_CREDENTIAL_ID
 def proxied(admin, seaweed):
     """An s3 service reached through a fault-injecting proxy, and its credential."""
     with FaultProxy(seaweed.endpoint) as proxy:
-        sid = admin.add(
-            "infrastructure-service",
-            {
-                "template": {
-                    "href": "infrastructure-service-template/s3",
-                    "endpoint": proxy.endpoint,
-                    "region": seaweed.region,
-                }
-            },
-        )["resource-id"]
-        cid = admin.add(
-            "credential",
-            {
-                "template": {
-                    "href": "credential-template/s3",
-                    "parent": sid,
-                    "access-key": seaweed.access_key,
-                    "secret-key": seaweed.secret_key,
-                }
-            },
-        )["resource-id"]
+        _, cid = register_s3(admin, seaweed, proxy.endpoint)
         yield proxy, cid
 
 
@@ -133,29 +114,9 @@ def test_delete_while_store_refuses_is_finished_by_a_job(admin, proxied, tether,
 
 def test_blackholed_store_times_out_504(admin, seaweed):
     with FaultProxy(seaweed.endpoint) as proxy:
-        sid = admin.add(
-            "infrastructure-service",
-            {
-                "template": {
-                    "href": "infrastructure-service-template/s3",
-                    "endpoint": proxy.endpoint,
-                    "region": seaweed.region,
-                    "connect-timeout": 1,
-                    "read-timeout": 1,
-                }
-            },
-        )["resource-id"]
-        cid = admin.add(
-            "credential",
-            {
-                "template": {
-                    "href": "credential-template/s3",
-                    "parent": sid,
-                    "access-key": seaweed.access_key,
-                    "secret-key": seaweed.secret_key,
-                }
-            },
-        )["resource-id"]
+        _, cid = register_s3(
+            admin, seaweed, proxy.endpoint, **{"connect-timeout": 1, "read-timeout": 1}
+        )
         proxy.set_mode(BLACKHOLE)
         r = _new(admin, cid, bucket=_unique("blackhole"))
         assert r.status_code == 504, r.text

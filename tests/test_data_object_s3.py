@@ -10,34 +10,14 @@ import pytest
 from nuvla.api import Api as NuvlaApi
 from nuvla.api.resources.data import DataObjectS3
 
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, register_s3
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def s3_credential(admin, seaweed):
-    sid = admin.add(
-        "infrastructure-service",
-        {
-            "template": {
-                "href": "infrastructure-service-template/s3",
-                "endpoint": seaweed.endpoint,
-                "region": seaweed.region,
-            }
-        },
-    )["resource-id"]
-    return admin.add(
-        "credential",
-        {
-            "template": {
-                "href": "credential-template/s3",
-                "parent": sid,
-                "access-key": seaweed.access_key,
-                "secret-key": seaweed.secret_key,
-            }
-        },
-    )["resource-id"]
+    return register_s3(admin, seaweed)[1]
 
 
 def _part(number: int, size: int) -> bytes:

@@ -11,6 +11,7 @@ from unittest import mock
 import httpx
 import pytest
 
+from tests.conftest import USERS_MAY_USE, register_s3
 from tests.servers import DROP, PASS, FaultProxy
 from tether.db import store
 from tether.db.engine import transaction
@@ -27,30 +28,7 @@ def _unique(name: str) -> str:
 
 
 def _s3_service(admin, endpoint, seaweed, **extra):
-    sid = admin.add(
-        "infrastructure-service",
-        {
-            "template": {
-                "href": "infrastructure-service-template/s3",
-                "endpoint": endpoint,
-                "region": seaweed.region,
-                **extra,
-            }
-        },
-    )["resource-id"]
-    cid = admin.add(
-        "credential",
-        {
-            "template": {
-                "href": "credential-template/s3",
-                "parent": sid,
-                "access-key": seaweed.access_key,
-                "secret-key": seaweed.secret_key,
-            },
-            "acl": {"owners": ["group/tether-admin"], "view-data": ["group/tether-user"]},
-        },
-    )["resource-id"]
-    return sid, cid
+    return register_s3(admin, seaweed, endpoint, credential_acl=USERS_MAY_USE, **extra)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from tests.conftest import ADMIN_PASSWORD, Api
+from tests.conftest import ADMIN_PASSWORD, Api, register_s3
 from tether.auth.secretbox import KEY_FILE, load_server_key
 from tether.core import build, prepare
 from tether.server.app import create_app
@@ -48,27 +48,7 @@ def _check(settings: Settings, seaweed, cid: str | None = None) -> tuple[str, in
         admin = Api(create_app(tether))
         admin.login("admin", ADMIN_PASSWORD)
         if cid is None:
-            sid = admin.add(
-                "infrastructure-service",
-                {
-                    "template": {
-                        "href": "infrastructure-service-template/s3",
-                        "endpoint": seaweed.endpoint,
-                        "region": seaweed.region,
-                    }
-                },
-            )["resource-id"]
-            cid = admin.add(
-                "credential",
-                {
-                    "template": {
-                        "href": "credential-template/s3",
-                        "parent": sid,
-                        "access-key": seaweed.access_key,
-                        "secret-key": seaweed.secret_key,
-                    }
-                },
-            )["resource-id"]
+            _, cid = register_s3(admin, seaweed)
         parent = admin.get(cid)["parent"]
         r = admin.http.post(f"/api/{parent}/check", json={"credential": cid})
         return cid, r.status_code, r.text
