@@ -6,7 +6,9 @@ URL) through a fault-injecting proxy that refuses connections on cue.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import threading
 import time
 
@@ -15,7 +17,15 @@ import pytest
 from tests.client.conftest import PASSWORD, bucket_name
 from tests.client.test_storage import blob
 from tests.servers import PASS, REFUSE, FaultProxy
-from tether.client import Client, ConnectionFailed, RetryPolicy, TransferError, TransferOptions
+from tether.client import (
+    Client,
+    ConnectionFailed,
+    LocalFileError,
+    RetryPolicy,
+    TransferError,
+    TransferOptions,
+)
+from tether.client import transport as t
 from tether.client.downloads import part_path
 from tether.errors import TetherError
 
@@ -189,3 +199,113 @@ def test_interrupted_parallel_download_fetches_only_missing_ranges(eve, proxy, t
     assert obj.last_download.resumed_bytes >= MiB and sum(seen) == len(data)
     assert target.read_bytes() == data
     assert not list(tmp_path.glob(".*tether-part*"))
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_bucket(request, alice):
+    """A new bucket of alice's on the local store, or on SeaweedFS."""
+    if request.param == "local":
+        return alice.storage.buckets.create(bucket_name())
+    sid, _ = request.getfixturevalue("s3_service")
+    return alice.storage.buckets.create(bucket_name(), service=sid)
+
+
+def store_statuses(client: Client) -> list[int]:
+    """The status of every answer from the store from now on (watched, not changed)."""
+    seen: list[int] = []
+    client.storage.store.http.event_hooks["response"].append(lambda r: seen.append(r.status_code))
+    return seen
+
+
+def pause_after_first_part(seconds: float):
+    """A progress callback that stalls once, after the first MiB: later parts start late."""
+    seen, paused = 0, False
+
+    def progress(n: int) -> None:
+        nonlocal seen, paused
+        seen += n
+        if seen >= MiB and not paused:
+            paused = True
+            time.sleep(seconds)
+
+    return progress
+
+
+def test_expired_download_urls_are_signed_again(any_bucket, alice, tmp_path):
+    data = blob(3 * MiB, b"expiring")
+    obj = any_bucket.objects.create("expiring.bin")
+    obj.upload(data)
+    alice.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=1, url_ttl=1, retries=0
+    )
+    target = tmp_path / "expiring.bin"
+    statuses = store_statuses(alice)
+    obj.download_to_file(target, progress=pause_after_first_part(2.5))
+    # Parts 2 and 3 started after the URL signed up front had expired: each was signed
+    # anew before it was used, so the store never had to refuse one.
+    assert obj.last_download.resigned >= 2, obj.last_download
+    assert 403 not in statuses and statuses.count(206) == 3, statuses
+    assert target.read_bytes() == data
+
+
+def test_download_url_refused_as_expired_is_signed_again(any_bucket, alice, tmp_path, monkeypatch):
+    """A client whose clock is behind cannot see the expiry: the store's 403 tells it."""
+    data = blob(3 * MiB, b"skewed")
+    obj = any_bucket.objects.create("skewed.bin")
+    obj.upload(data)
+    # The fault: the client believes every URL is still valid.
+    monkeypatch.setattr(t.Signed, "expired", lambda self, margin=1.0: False)
+    alice.storage.options = TransferOptions(
+        threshold=MiB, part_size=MiB, concurrency=1, url_ttl=1, retries=0
+    )
+    target = tmp_path / "skewed.bin"
+    statuses = store_statuses(alice)
+    obj.download_to_file(target, progress=pause_after_first_part(2.5))
+    assert obj.last_download.resigned >= 2, obj.last_download
+    assert statuses.count(403) == obj.last_download.resigned, statuses  # each after a 403
+    assert target.read_bytes() == data
+
+
+def test_full_disk_on_the_parallel_download_leaves_no_file(alice, tmp_path, monkeypatch):
+    data = blob(8 * MiB, b"full-disk")
+    obj = alice.storage.buckets.create(bucket_name()).objects.create("full.bin")
+    obj.upload(data)
+    alice.storage.options = TransferOptions(threshold=MiB, part_size=MiB, concurrency=2, retries=0)
+    target = tmp_path / "out" / "full.bin"
+    target.parent.mkdir()
+    real_pwrite, real_ftruncate = os.pwrite, os.ftruncate
+    room, lock = [3 * MiB], threading.Lock()
+    offsets: list[int] = []
+    sized: list[int] = []
+
+    def ours(fd: int) -> bool:
+        return os.readlink(f"/proc/self/fd/{fd}").endswith(".tether-part")
+
+    def pwrite(fd: int, chunk: bytes, offset: int) -> int:
+        # The fault: a disk with 3 MiB free. A pre-sized (sparse) file takes its blocks
+        # only when written, so the failure comes at a write, not at the sizing.
+        if ours(fd):
+            with lock:
+                offsets.append(offset)
+                if len(chunk) > room[0]:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                room[0] -= len(chunk)
+        return real_pwrite(fd, chunk, offset)
+
+    def ftruncate(fd: int, length: int) -> None:
+        if ours(fd):
+            sized.append(length)
+        real_ftruncate(fd, length)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "ftruncate", ftruncate)
+    with pytest.raises(LocalFileError) as failed:
+        obj.download_to_file(target)
+    assert failed.value.message == f"cannot write {target}: No space left on device"
+    assert sized == [8 * MiB]  # pre-sized, then written in place at each part's offset
+    assert max(offsets) >= MiB
+    assert list(target.parent.iterdir()) == []  # no final file, no partial, no journal
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    obj.download_to_file(target)  # room again: a clean start, nothing stale in the way
+    assert target.read_bytes() == data
+    assert [p.name for p in target.parent.iterdir()] == ["full.bin"]

@@ -327,6 +327,9 @@ class Downloader:
                             future.result()
                         except BaseException:
                             failed.set()
+                            # Parts not started yet would each open a request for nothing.
+                            for pending in futures:
+                                pending.cancel()
                             with cond:
                                 cond.notify_all()
                             raise
