@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -482,9 +483,79 @@ def delete_many(conn: Connection, ids: Iterable[str]) -> int:
     return total
 
 
-def id_in(ids: Iterable[str]) -> ColumnElement[bool]:
-    """The condition 'one of these resources' (a snapshot's members)."""
-    return resources.c.id.in_(sorted(set(ids)))
+def id_in(ids: Iterable[str], dialect: str) -> ColumnElement[bool]:
+    """The condition 'one of these resources' (a snapshot's members), with one bound
+    parameter however many ids there are.
+
+    A snapshot holds up to 100,000 members, and an ``IN`` binds one parameter per id:
+    PostgreSQL's protocol allows at most 65,535 parameters in a statement, and SQLite's
+    limit depends on how it was built (32,766 by default since 3.32, 999 before; the
+    Debian build has 250,000). So PostgreSQL gets ``id = ANY(:ids)`` with one array, and
+    SQLite ``id IN (SELECT value FROM json_each(:ids))`` with one JSON text: the same
+    statement whatever the build. Both still look each id up in the primary key.
+    """
+    members = sorted(set(ids))
+    if dialect == "postgresql":
+        return resources.c.id == sa.any_(sa.literal(members, ARRAY(sa.String)))
+    listed = sa.func.json_each(sa.literal(orjson.dumps(members).decode())).table_valued("value")
+    return resources.c.id.in_(sa.select(listed.c.value))
+
+
+def by_id(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    ids: Sequence[str],
+    where: ColumnElement[bool] | None,
+) -> list[dict[str, Any]]:
+    """The visible documents of ``collection`` among ``ids`` that match ``where``, in id
+    order: a slice of a snapshot's members. Meant for slices of a thousand ids or so.
+
+    Every row is found through the primary key. So the statement names no collection
+    (an id starts with its collection, checked here), and visibility is an EXISTS per
+    row: with the collection's index at hand, SQLite scanned the whole collection, and
+    the IN over the principals that suits a search lists every row the caller may see;
+    either made each slice cost as much as the whole set (300 ms, now 10 ms, for 1,000
+    of 60,000 members).
+    """
+    mine = [rid for rid in ids if rid.startswith(f"{collection}/")]
+    if not mine:
+        return []
+    conds = [id_in(mine, conn.dialect.name)]
+    if claims is not None:
+        conds.append(
+            sa.exists().where(
+                resource_principals.c.resource_id == resources.c.id,
+                resource_principals.c.principal.in_(sorted(claims)),
+            )
+        )
+    if where is not None:
+        conds.append(where)
+    found = conn.execute(sa.select(resources.c.doc).where(*conds)).scalars()
+    return sorted(found, key=lambda doc: str(doc["id"]))
+
+
+def each_match(
+    conn: Connection,
+    collection: str,
+    claims: frozenset[str] | None,
+    where: ColumnElement[bool] | None,
+    limit: int,
+) -> Iterator[dict[str, Any]]:
+    """The first ``limit`` visible matches in (created, id) order, from one statement
+    read in batches (a snapshot's members).
+
+    One statement, not keyset pages: PostgreSQL cannot estimate a JSON filter, takes it
+    for a few rows, and then sorts every match for each page (98 s for a snapshot of
+    65,000 members, 10 s now).
+    """
+    query = (
+        sa.select(resources.c.doc)
+        .where(*_conditions(collection, claims, where))
+        .order_by(resources.c.created, resources.c.id)
+        .limit(limit)
+    )
+    yield from conn.execute(query, execution_options={"yield_per": 1000}).scalars()
 
 
 def page_after(
