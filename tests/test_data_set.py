@@ -120,3 +120,68 @@ def test_snapshot_is_immutable_and_reproducible(world):
     assert hashlib.sha256(canonical).hexdigest() == doc["content-hash"]
     again = alice.http.post(f"/api/{snap_id}/download-urls", json={"format": "urls"})
     assert len(again.text.strip().splitlines()) == 3
+
+
+VOLATILE = {"updated", "updated-by", "acl", "operations"}
+
+
+def _digest(doc):
+    """A member's digest as any client can compute it from the document it reads."""
+    content = {k: v for k, v in doc.items() if k not in VOLATILE}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _resolve(api, sid, **body):
+    r = api.http.post(f"/api/{sid}/resolve", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_snapshot_tells_which_members_changed(world):
+    alice, _, sid, _objs, pending, _hidden = world
+    r = alice.http.post(f"/api/{sid}/snapshot", json={})
+    assert r.status_code == 201, r.text
+    snap_id, content_hash = r.json()["resource-id"], r.json()["content-hash"]
+    members = alice.get(snap_id)["members"]
+    first, second = (e["id"] for e in members["data-record"])
+    (module,) = (e["id"] for e in members["module"])
+    for entry in members["data-record"] + members["module"]:
+        assert entry["digest"] == _digest(alice.get(entry["id"]))
+    out = _resolve(alice, snap_id, verify=True)
+    assert [out[k]["changed"] for k in ("data-object", "data-record", "module")] == [[], [], []]
+    assert out["data-record"]["verified"] == {"members": 2, "missing": 0, "changed": 0}
+
+    # edits that leave the content alone: the same name again, one more reader
+    alice.edit(first, {"name": alice.get(first)["name"]})
+    acl = alice.get(second)["acl"]
+    alice.edit(second, {"acl": {**acl, "view-meta": ["group/tether-user"]}})
+    again = alice.http.post(f"/api/{sid}/snapshot", json={}).json()
+    assert again["content-hash"] == content_hash
+    assert _resolve(alice, snap_id, verify=True)["data-record"]["verified"]["changed"] == 0
+
+    # a real edit of a record and of a module
+    alice.edit(first, {"quality": 7})
+    alice.edit(module, {"description": "now with charts"})
+    out = _resolve(alice, snap_id, verify=True)
+    assert out["data-record"]["changed"] == [first]
+    assert out["data-record"]["verified"] == {"members": 2, "missing": 0, "changed": 1}
+    assert out["module"]["changed"] == [module]
+    assert out["data-object"]["changed"] == []
+    assert alice.http.post(f"/api/{sid}/snapshot", json={}).json()["content-hash"] != (content_hash)
+    # only the page is marked; verify covers every member
+    page = _resolve(alice, snap_id, kinds=["data-record"], first=2, last=2, verify=True)
+    assert [d["id"] for d in page["data-record"]["resources"]] == [second]
+    assert page["data-record"]["changed"] == []
+    assert page["data-record"]["verified"]["changed"] == 1
+
+    # the pending object gets its bytes: the checksums recorded no longer match
+    signed = alice.http.post(f"/api/{pending}/upload", json={}).json()
+    alice.http.put(signed["uri"], content=b"x", headers=signed["headers"])
+    assert alice.http.post(f"/api/{pending}/ready", json={}).status_code == 200
+    assert _resolve(alice, snap_id, kinds=["data-object"])["data-object"]["changed"] == [pending]
+
+    # a deleted member is missing, not changed
+    alice.delete(second)
+    out = _resolve(alice, snap_id, verify=True)
+    assert out["data-record"]["verified"] == {"members": 2, "missing": 1, "changed": 1}
+    assert alice.http.post(f"/api/{sid}/resolve", json={"verify": True}).status_code == 400

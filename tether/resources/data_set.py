@@ -3,14 +3,18 @@
 ``resolve`` pages through the members the caller may see; ``download-urls`` streams a
 manifest of signed GET URLs for every READY member object the caller may read (JSON lines,
 or plain URLs for ``wget -i``); ``snapshot`` freezes the current members, with their
-checksums and a content hash, as a new immutable data-set.
+checksums or content digests and a content hash, as a new immutable data-set
+(:mod:`tether.resources.snapshot`).
+
+Resolving a snapshot lists, per kind, the members of the page whose content no longer
+matches what the snapshot recorded (``changed``, ids); ``"verify": true`` also checks
+every member and reports ``verified: {members, missing, changed}`` (missing: members the
+caller no longer sees, deleted or hidden).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from typing import Any
 
 import orjson
 from sqlalchemy.sql.elements import ColumnElement
@@ -22,6 +26,7 @@ from tether.db.engine import transaction
 from tether.drivers import StorageDriver
 from tether.errors import BadRequest, Conflict, FilterError
 from tether.resources import event as event_mod
+from tether.resources import snapshot as snap
 from tether.resources.base import (
     Context,
     Doc,
@@ -52,6 +57,7 @@ _RESOLVE = compile_schema(
         "orderby": {"type": "string"},
         "aggregation": {"type": "array", "items": {"type": "string"}},
         "kinds": {"type": "array", "items": {"enum": list(MEMBER_KINDS)}},
+        "verify": {"type": "boolean"},
     }
 )
 _DOWNLOAD = compile_schema(
@@ -142,6 +148,9 @@ def resolve(ctx: Context, doc: Doc, body: Doc) -> Doc:
         raise BadRequest(f"last ({last}) must be 0 or at least first ({first})")
     if last - first + 1 > ctx.settings.max_page_size:
         raise BadRequest(f"a page holds at most {ctx.settings.max_page_size} resources")
+    frozen = "members" in doc
+    if body.get("verify") and not frozen:
+        raise BadRequest("verify applies to snapshots only: a data set has no recorded content")
     dialect = ctx.conn.dialect.name
     order = filters.order_clauses([body["orderby"]] if body.get("orderby") else [], dialect)
     result: Doc = {"id": doc["id"]}
@@ -150,6 +159,10 @@ def resolve(ctx: Context, doc: Doc, body: Doc) -> Doc:
         kind = ctx.registry.kind(kind_name)
         if where is None:
             result[kind_name] = {"count": 0, "resources": []}
+            if frozen:
+                result[kind_name]["changed"] = []
+                if body.get("verify"):
+                    result[kind_name]["verified"] = {"members": 0, "missing": 0, "changed": 0}
             continue
         docs, total = store.search(
             ctx.conn,
@@ -161,6 +174,15 @@ def resolve(ctx: Context, doc: Doc, body: Doc) -> Doc:
             last - first + 1 if last else 0,
         )
         part: Doc = {"count": total, "resources": [present(ctx, kind, d) for d in docs]}
+        if frozen:
+            entries = snap.entries_by_id(doc, kind_name)
+            part["changed"] = [
+                d["id"]
+                for d in docs
+                if snap.has_changed(kind_name, entries[d["id"]], d, ctx.identity)
+            ]
+            if body.get("verify"):
+                part["verified"] = _verify(ctx, kind_name, entries, total)
         if body.get("aggregation"):
             part["aggregations"] = filters.aggregations(
                 ctx.conn,
@@ -170,6 +192,17 @@ def resolve(ctx: Context, doc: Doc, body: Doc) -> Doc:
             )
         result[kind_name] = part
     return result
+
+
+def _verify(ctx: Context, kind: str, entries: dict[str, Doc], visible: int) -> Doc:
+    """How many of a snapshot's members of one kind the caller can no longer see, and
+    how many of those it sees have changed: every member is read, a slice at a time."""
+    ids = sorted(entries)
+    changed = 0
+    for start in range(0, len(ids), _PAGE):
+        for member in store.by_id(ctx.conn, kind, _claims(ctx), ids[start : start + _PAGE], None):
+            changed += bool(snap.has_changed(kind, entries[member["id"]], member, ctx.identity))
+    return {"members": len(ids), "missing": len(ids) - visible, "changed": changed}
 
 
 def _readable_objects(ctx: Context, doc: Doc) -> Iterator[Doc]:
@@ -272,14 +305,14 @@ def snapshot(ctx: Context, doc: Doc) -> Outcome:
             # One past the limit, to tell a full snapshot from one too large.
             room = SNAPSHOT_LIMIT + 1 - total
             found = [
-                _member_entry(m)
+                snap.member_entry(kind_name, m, ctx.identity)
                 for m in store.each_match(ctx.conn, kind_name, _claims(ctx), where, room)
             ]
             total += len(found)
             if total > SNAPSHOT_LIMIT:
                 raise BadRequest(f"a snapshot holds at most {SNAPSHOT_LIMIT} members")
         members[kind_name] = found
-    content_hash = hashlib.sha256(orjson.dumps(members, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    content_hash = snap.content_hash(members)
     stamp = now_iso()
     principal = ctx.identity.principal
     new_doc: Doc = {
@@ -311,11 +344,3 @@ def snapshot(ctx: Context, doc: Doc) -> Outcome:
         },
         {"Location": new_doc["id"]},
     )
-
-
-def _member_entry(doc: Doc) -> Doc:
-    entry: dict[str, Any] = {"id": doc["id"], "updated": doc["updated"]}
-    for key in ("bytes", "md5sum", "sha256"):
-        if key in doc:
-            entry[key] = doc[key]
-    return entry
