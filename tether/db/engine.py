@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,8 +13,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
-from tether.errors import BadRequest, DatabaseUnavailable
+from tether.errors import BadRequest, ConfigError, DatabaseUnavailable
 from tether.filters.geo import register_sqlite
+
+MIN_SQLITE = (3, 35)
 
 
 def _json_dumps(value: Any) -> str:
@@ -32,6 +35,12 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            # Bulk inserts skip stored ids with INSERT ... RETURNING (3.35).
+            raise ConfigError(
+                f"Tether needs SQLite {'.'.join(map(str, MIN_SQLITE))} or later; "
+                f"Python's sqlite3 module has {sqlite3.sqlite_version}"
+            )
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(

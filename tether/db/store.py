@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -47,6 +48,15 @@ def _principal_rows(resource_id: str, doc: dict[str, Any]) -> list[dict[str, str
 _INSERT = resources.insert()
 _INSERT_PRINCIPALS = resource_principals.insert()
 _INSERT_SECRET = resource_secrets.insert()
+# Inserts that skip ids already stored, and say which rows they stored (SQLite 3.35+).
+_INSERT_NEW = {
+    "postgresql": postgresql.insert(resources)
+    .on_conflict_do_nothing(index_elements=[resources.c.id])
+    .returning(resources.c.id),
+    "sqlite": sqlite.insert(resources)
+    .on_conflict_do_nothing(index_elements=[resources.c.id])
+    .returning(resources.c.id),
+}
 
 
 def _row(doc: dict[str, Any], unique_key: str | None) -> dict[str, Any]:
@@ -76,8 +86,19 @@ def insert(
         with conn.begin_nested():
             conn.execute(_INSERT, _row(doc, unique_key))
     except IntegrityError as exc:
+        if unique_key is None:
+            raise taken(rid) from exc
+        # The id, or the natural key (a username, a prefix's uri), is taken.
         raise Conflict(f"conflict with existing resource {rid}", rid) from exc
     _insert_children(conn, rid, doc, secret)
+
+
+def taken(resource_id: str) -> Conflict:
+    """The 409 for an id that is taken: the same for every caller, whether it owns the
+    resource holding the id, may see it, or may not. Ids are one namespace, so a caller
+    that names its own ids learns that one is taken (as a username is), and nothing else:
+    no field, owner or visibility of the holder."""
+    return Conflict(f"{resource_id} already exists", resource_id)
 
 
 # The append statements in the driver's own SQL and parameters: every download writes an
@@ -139,28 +160,25 @@ def insert_many(conn: Connection, docs: list[dict[str, Any]]) -> set[str]:
     """Stores new resources in bulk; returns the ids stored.
 
     Ids that exist already, or repeat within ``docs``, are skipped (the caller reports a
-    409 for them). Rows go in with one multi-row statement per table.
+    409 for them). The insert itself skips them (``ON CONFLICT (id) DO NOTHING
+    RETURNING id``), so a concurrent request storing the same ids (a retry sent while
+    the first attempt still runs) makes this one wait for it and skip what it stored,
+    where a check before a plain INSERT failed the whole batch on the unique key. Rows go
+    in id order, so two batches sharing ids take their row locks in the same order and
+    cannot deadlock.
     """
     wanted: dict[str, dict[str, Any]] = {}
     for doc in docs:
         wanted.setdefault(doc["id"], doc)
     if not wanted:
         return set()
-    taken: set[str] = set()
-    ids = list(wanted)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        taken.update(
-            conn.execute(sa.select(resources.c.id).where(resources.c.id.in_(chunk))).scalars()
-        )
-    fresh = [doc for rid, doc in wanted.items() if rid not in taken]
-    if not fresh:
-        return set()
-    conn.execute(_INSERT, [_row(doc, None) for doc in fresh])
-    principals = [p for doc in fresh for p in _principal_rows(doc["id"], doc)]
+    insert = _INSERT_NEW[conn.dialect.name]
+    rows = [_row(wanted[rid], None) for rid in sorted(wanted)]
+    stored = set(conn.execute(insert, rows).scalars())
+    principals = [p for rid in sorted(stored) for p in _principal_rows(rid, wanted[rid])]
     if principals:
         conn.execute(_INSERT_PRINCIPALS, principals)
-    return {doc["id"] for doc in fresh}
+    return stored
 
 
 def _insert_children(

@@ -4,7 +4,10 @@ Any keys and nested values are allowed. A few common fields are typed (``timesta
 ``bytes``, ``content-type``, ``md5sum``, ``location``, ``geometry``); every key of the
 form ``prefix:name`` at any depth needs a registered prefix (406), and values of
 registered keys are type-checked (400). Ids may be given by the client
-(``data-record/<id>``), so a retried ingest never stores a record twice.
+(``data-record/<id>``), so a retried ingest never stores a record twice. A taken id is a
+409 that reads the same for every caller, whether it may see the record holding the id or
+not (:func:`tether.db.store.taken`): ids are one namespace, so the caller learns that the
+id is taken and nothing of the record.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ class ResourceService:
                     reported.add(rid)
                     results[slot] = {"status": 201, "resource-id": rid}
                 else:
-                    results[slot] = Conflict(f"{rid} already exists", rid).envelope()
+                    results[slot] = store.taken(rid).envelope()
             if kind.audited and stored:
                 ctx.events.append(
                     event_mod.build("create", None, identity, {"resources": sorted(stored)})
