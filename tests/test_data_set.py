@@ -93,7 +93,12 @@ def test_download_urls_manifest(world, anon):
         assert hashlib.sha256(got.content).hexdigest() == entry["sha256"]
     r = alice.http.post(f"/api/{sid}/download-urls", json={"format": "urls"})
     assert r.headers["content-type"].startswith("text/plain")
-    assert len(r.text.strip().splitlines()) == 3
+    # the plain list is what `wget -i` reads: one working URL a line, nothing else
+    urls = r.text.splitlines()
+    assert r.text.endswith("\n") and len(urls) == 3
+    got = [anon.http.get(url) for url in urls]
+    assert all(g.status_code == 200 for g in got)
+    assert sorted(g.content for g in got) == [f"row,{i}\n".encode() for i in range(3)]
 
 
 def test_snapshot_is_immutable_and_reproducible(world):
@@ -185,3 +190,27 @@ def test_snapshot_tells_which_members_changed(world):
     out = _resolve(alice, snap_id, verify=True)
     assert out["data-record"]["verified"] == {"members": 2, "missing": 1, "changed": 1}
     assert alice.http.post(f"/api/{sid}/resolve", json={"verify": True}).status_code == 400
+
+
+def test_objects_seen_but_not_readable_stay_out(world, anon):
+    """A member the caller may see (view-meta) but not read (view-data) is resolved as
+    metadata, but no URL is signed for it, and a snapshot records no checksum of it."""
+    alice, bob, sid, objs, _pending, hidden = world
+    acl = bob.get(hidden)["acl"]
+    bob.edit(hidden, {"acl": {**acl, "view-meta": ["group/tether-user"]}})
+    out = _resolve(alice, sid, kinds=["data-object"], last=10)
+    seen = {d["id"]: d for d in out["data-object"]["resources"]}
+    assert out["data-object"]["count"] == 5 and hidden in seen
+    assert "sha256" not in seen[hidden] and seen[hidden]["name"] == "obs-bob"
+    r = alice.http.post(f"/api/{sid}/download-urls", json={})
+    assert sorted(orjson.loads(x)["id"] for x in r.content.splitlines()) == sorted(objs)
+    urls = alice.http.post(f"/api/{sid}/download-urls", json={"format": "urls"}).text
+    assert len(urls.splitlines()) == 3
+    assert all(anon.http.get(u).content != b"bob's" for u in urls.splitlines())
+
+    snap_id = alice.http.post(f"/api/{sid}/snapshot", json={}).json()["resource-id"]
+    entries = {m["id"]: m for m in alice.get(snap_id)["members"]["data-object"]}
+    assert entries[hidden] == {"id": hidden, "view": "meta"}
+    assert all(entries[o]["sha256"] for o in objs)
+    again = alice.http.post(f"/api/{snap_id}/download-urls", json={}).content.splitlines()
+    assert sorted(orjson.loads(x)["id"] for x in again) == sorted(objs)

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from tether.resources.bootstrap import LOCAL_CREDENTIAL_ID
+from tether.resources.metadata import index_name
 
 
 @pytest.fixture
@@ -44,6 +45,93 @@ def test_prefixes(admin, make_user, vocab):
     admin.add(
         "data-record-key", {"prefix": "gnss", "key": "accuracy", "subtype": "string"}, status=409
     )
+
+
+def test_a_prefix_with_keys_cannot_go(admin, make_user, vocab):
+    r = admin.http.delete("/api/data-record-key-prefix/gnss")
+    assert r.status_code == 409 and "gnss" in r.json()["message"]
+    assert admin.get("data-record-key-prefix/gnss")["prefix"] == "gnss"
+    user, _ = make_user("ulla")
+    user.add("data-record", {"gnss:accuracy": 1})  # the namespace still works
+    for key in admin.search("data-record-key", filter="prefix='gnss'")["resources"]:
+        admin.delete(key["id"])
+    admin.delete("data-record-key-prefix/gnss")
+    assert user.http.post("/api/data-record", json={"gnss:accuracy": 1}).status_code == 406
+
+
+def test_date_and_list_key_types(admin, make_user, vocab):
+    for key, subtype in [
+        ("seen", "date"),
+        ("labels", "list-string"),
+        ("days", "list-date"),
+        ("flags", "list-boolean"),
+        ("levels", "list-number"),
+    ]:
+        admin.add("data-record-key", {"prefix": "gnss", "key": key, "subtype": subtype})
+    api, _ = make_user("dora")
+    good = {
+        "gnss:seen": "2026-05-01T10:00:00.000Z",
+        "gnss:labels": ["a", ""],
+        "gnss:days": ["2026-05-01", "2026-05-02T00:00:00Z"],
+        "gnss:flags": [True, False],
+        "gnss:levels": [1, 2.5, -3],
+        "gnss:sats": [],
+    }
+    rid = api.add("data-record", good)["resource-id"]
+    assert api.get(rid)["gnss:days"] == good["gnss:days"]
+    bad = [
+        {"gnss:seen": "last tuesday"},
+        {"gnss:seen": 1714557600},
+        {"gnss:seen": ["2026-05-01"]},
+        {"gnss:labels": "a"},
+        {"gnss:labels": ["a", 1]},
+        {"gnss:days": ["2026-05-01", "soon"]},
+        {"gnss:flags": [True, "false"]},
+        {"gnss:flags": [1]},
+        {"gnss:levels": [1, True]},
+        {"gnss:levels": [[1]]},
+        {"gnss:sats": [1.5]},
+        {"nested": {"gnss:days": "2026-05-01"}},
+    ]
+    for body in bad:
+        r = api.http.post("/api/data-record", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert "gnss:" in r.json()["message"]
+    api.edit(rid, {"gnss:days": ["never"]}, status=400)
+    assert api.search("data-record", last=0)["count"] == 1
+
+
+def test_malformed_geometries(make_user):
+    api, _ = make_user("gina")
+    square = [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]
+    api.add("data-record", {"geometry": {"type": "Point", "coordinates": [6.1, 46.2, 400]}})
+    api.add("data-record", {"geometry": {"type": "MultiPolygon", "coordinates": [[square]]}})
+    bad = [
+        {"type": "Point", "coordinates": [6.1]},
+        {"type": "Point", "coordinates": [6.1, 46.2, 1, 2]},
+        {"type": "Point", "coordinates": [181, 0]},
+        {"type": "Point", "coordinates": [0, -91]},
+        {"type": "Point", "coordinates": ["6.1", "46.2"]},
+        {"type": "Point", "coordinates": [True, 0]},
+        {"type": "Point", "coordinates": [[0, 0]]},
+        {"type": "Point"},
+        {"type": "Point", "coordinates": [0, 0], "bbox": [0, 0, 0, 0]},
+        {"type": "MultiPolygon", "coordinates": []},
+        {"type": "MultiPolygon", "coordinates": square},  # a ring, not polygons
+        {"type": "MultiPolygon", "coordinates": [square]},  # a polygon, not a list of them
+        {"type": "MultiPolygon", "coordinates": [[square], []]},  # an empty polygon
+        {"type": "MultiPolygon", "coordinates": [[square], [[[0, 0], [1, 0], [0, 0]]]]},
+        {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 1]]]]},
+        {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 200], [0, 0]]]]},
+        {"type": "MultiPolygon", "coordinates": "[[[0, 0]]]"},
+        {"type": "MultiPolygon", "coordinates": [[square, None]]},
+        "POINT (0 0)",
+    ]
+    for geometry in bad:
+        r = api.http.post("/api/data-record", json={"geometry": geometry})
+        assert r.status_code == 400, (geometry, r.text)
+        assert "geometry" in r.json()["message"], r.text
+    assert api.search("data-record", last=0)["count"] == 2
 
 
 def test_records_namespaces_and_types(make_user, vocab):
@@ -172,14 +260,25 @@ def test_indexed_key_builds_and_drops_an_index(admin, tether):
         with tether.engine.connect() as conn:
             return set(conn.execute(sa.text(query)).scalars())
 
+    def statistics():
+        # PostgreSQL only: the extended statistics on the key's typed values.
+        with tether.engine.connect() as conn:
+            names = conn.execute(sa.text("SELECT stxname FROM pg_statistic_ext")).scalars()
+            return {n for n in names if index_name(kid) in n}
+
     made = index_names()
     assert any(kid.split("/")[1].replace("-", "")[:24] in name for name in made)
+    postgres = tether.engine.dialect.name == "postgresql"
+    if postgres:
+        assert len(statistics()) == 3
     # the index serves the filter, which still answers correctly
     admin.add("data-record", {"sensor:serial": "A-1"})
     admin.add("data-record", {"sensor:serial": "B-2"})
     assert admin.search("data-record", filter="sensor:serial='A-1'")["count"] == 1
     admin.delete(kid)
     assert not any(kid.split("/")[1].replace("-", "")[:24] in n for n in index_names())
+    if postgres:
+        assert statistics() == set()
     assert admin.search("data-record", filter="sensor:serial='A-1'")["count"] == 1
 
 
