@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tether.client.uploads import PendingUploads
+
 
 def test_records_add_search_ingest(admin_cli, tmp_path):
     cli = admin_cli
@@ -51,3 +53,52 @@ def test_records_add_search_ingest(admin_cli, tmp_path):
     snap = cli.json("set", "snapshot", sid)
     assert snap.get("resource-id") or snap.get("id")
     cli("set", "resolve", "data-set/nothing", code=5)
+
+
+def test_put_whose_record_was_refused_finishes_on_the_next_run(admin_cli, tmp_path):
+    """The record is refused after the upload (an undefined prefix): the object stays READY
+    and the same command, once the prefix exists, sends nothing again and adds the record."""
+    cli = admin_cli
+    path = tmp_path / "late.csv"
+    path.write_text("t,x\n1,2\n")
+    args = ["put", str(path), "--record", "late:flag=1"]
+    refused = cli(*args, code=1)
+    assert "undefined prefix 'late'" in refused.stderr
+    [obj] = cli.json("ls", "--filter", "name='late.csv'")
+    assert obj["state"] == "READY"
+    cli("record", "prefix", "late", "https://example.org/late")
+    again = cli(*args, "--json")
+    assert json.loads(again.stdout)[0]["id"] == obj["id"]
+    assert f"{path} was uploaded already, as {obj['id']}" in again.stderr
+    records = cli.json("record", "search", "--filter", f"data-object='{obj['id']}'")
+    assert [r["late:flag"] for r in records] == [1]
+    assert [o["id"] for o in cli.json("ls", "--filter", "name='late.csv'")] == [obj["id"]]
+
+
+def test_put_cut_after_its_record_stores_it_once(admin_cli, tmp_path, monkeypatch):
+    """A cut after the record is stored, before the run forgets the upload: the next run
+    finds the object READY and its record there, and stores neither twice."""
+    cli = admin_cli
+    path = tmp_path / "once.csv"
+    path.write_text("t,x\n3,4\n")
+    forget = PendingUploads.forget
+    calls = []
+
+    def cut_once(self, source, target):  # fault injection: Ctrl-C at the worst moment
+        calls.append(source)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        forget(self, source, target)
+
+    monkeypatch.setattr(PendingUploads, "forget", cut_once)
+    args = ["put", str(path), "--record", "site=alps"]
+    cli(*args, code=130)
+    [obj] = cli.json("ls", "--filter", "name='once.csv'")
+    again = cli.json(*args)
+    assert again[0]["id"] == obj["id"] and len(calls) == 2
+    records = cli.json("record", "search", "--filter", f"data-object='{obj['id']}'")
+    assert [r["site"] for r in records] == ["alps"]
+    # Finished: the same command is a new upload with its own record.
+    third = cli.json(*args)
+    assert third[0]["id"] != obj["id"]
+    assert len(cli.json("record", "search", "--filter", "site='alps'")) == 2

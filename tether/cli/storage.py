@@ -220,23 +220,22 @@ def put(
             file_name = Path(path).name
             task = b.task(name or file_name, os.path.getsize(path))
             try:
-                obj = storage.put_file(path, sid, bucket, name, content_type, progress=task)
+                obj = storage.put_file(
+                    path, sid, bucket, name, content_type, progress=task, record=metadata or None
+                )
             except (TransferError, ConnectionFailed) as exc:
                 code = 3 if isinstance(exc, ConnectionFailed) else 7
                 hint = "; run the same command again to resume"
                 raise CliError(exc.message + hint, code) from None
             stats = obj.last_upload
-            if stats is not None and stats.resumed_bytes:
+            if stats is None:  # a run cut after `ready`: nothing left to send
+                click.echo(f"{path} was uploaded already, as {obj.id}", err=True)
+            elif stats.resumed_bytes:
                 # On stderr: scripts reading --json on stdout are not disturbed.
                 click.echo(
                     f"resumed {path}: {stats.resumed_bytes} of {stats.size} bytes were "
                     f"already sent ({stats.parts - stats.parts_sent} of {stats.parts} parts)",
                     err=True,
-                )
-            if metadata:
-                client.add(
-                    "data-record",
-                    {"data-object": obj.id, "infrastructure-service": sid, **metadata},
                 )
             done.append(obj.resource)
     output(done, lambda: print_table(done, ["id", "name", "bytes", "sha256"]))

@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -166,6 +166,7 @@ class StorageService:
         name: str | None = None,
         content_type: str | None = None,
         progress: t.Progress | None = None,
+        record: Mapping[str, Any] | None = None,
     ) -> BucketObject:
         """Uploads a local file as a new data-object, resuming an unfinished upload of it.
 
@@ -175,7 +176,14 @@ class StorageService:
         ``bucket`` also names the stored object. When an earlier call for the same file
         (same absolute path, size and mtime) and the same target was cut, and its
         data-object is still NEW or UPLOADING and owned by the caller, that object is
-        reused and only the missing parts are sent (``obj.last_upload.resumed_bytes``).
+        reused and only the missing parts are sent (``obj.last_upload.resumed_bytes``);
+        when that call was cut after the object became READY, the object is returned as
+        it is, with no new upload.
+
+        ``record`` (metadata keys and values) is stored as a data-record about the object
+        once it is READY, as part of the same resumable unit: its id is derived from the
+        object's (``data-record/<object uuid>``), so a call run again after a cut stores
+        it once.
         """
         source = FileSource(path)
         try:
@@ -204,7 +212,10 @@ class StorageService:
                 # Recorded before any byte moves: a cut from here on can be resumed.
                 pending.remember(source, target, answer["resource-id"])
                 obj = self.get_object(answer["resource-id"])
-            obj._upload_source(source, ctype, progress)
+            if obj.state != "READY":
+                obj._upload_source(source, ctype, progress)
+            if record is not None:
+                self._add_record(obj, {"infrastructure-service": sid, **record})
             pending.forget(source, target)
             return obj
         finally:
@@ -221,6 +232,17 @@ class StorageService:
         except (NotFound, Forbidden):
             return None  # deleted meanwhile (by the worker's cleanup, say): start anew
         return obj if PendingUploads.usable(obj.resource, user, expected) else None
+
+    def _add_record(self, obj: BucketObject, metadata: Mapping[str, Any]) -> None:
+        """Stores the data-record of :meth:`put_file`, once whatever the retries."""
+        rid = "data-record/" + obj.id.split("/", 1)[1]
+        try:
+            self.client.add("data-record", {**metadata, "id": rid, "data-object": obj.id})
+        except Conflict:
+            # Stored by the call that was cut; an unrelated record under that id is not ours.
+            if self.client.get(rid).get("data-object") != obj.id:
+                raise
+        obj._records = None
 
     def get_object(self, resource_id: str) -> BucketObject:
         """The object of a data-object id."""

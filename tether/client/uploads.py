@@ -162,8 +162,8 @@ class PendingUploads:
     One small file per upload in ``transfers/files/``, named by a hash of the file's
     absolute path, size and mtime and of the ``target`` (server, user, service, bucket,
     names…), holding the data-object's id. The caller records the id as soon as the
-    object exists and forgets it once the object is READY; a caller that finds an id
-    must still check that the object can take the upload (:meth:`usable`).
+    object exists and forgets it once the object is READY (and its record stored); a
+    caller that finds an id must still check that the object is usable (:meth:`usable`).
     """
 
     def __init__(self, transfers_dir: Path) -> None:
@@ -193,11 +193,12 @@ class PendingUploads:
 
     @staticmethod
     def usable(doc: Doc, user: str | None, expected: Mapping[str, Any]) -> bool:
-        """True when ``doc`` may receive the upload again: not yet READY (NEW or
-        UPLOADING), owned by ``user``, and still where the upload was going."""
+        """True when ``doc`` is what the upload went into: NEW or UPLOADING (it may
+        receive the upload again) or READY (a call cut after ``ready``), owned by
+        ``user``, and still where the upload was going."""
         owners = (doc.get("acl") or {}).get("owners") or []
         return (
-            doc.get("state") in ("NEW", "UPLOADING")
+            doc.get("state") in ("NEW", "UPLOADING", "READY")
             and user is not None
             and user in owners
             and all(doc.get(k) == v for k, v in expected.items())
