@@ -352,3 +352,122 @@ def test_ready_checks_the_store_outside_the_transaction(admin, make_user, tether
         assert done and done[0] in (200, 201)
         assert results == [expected], (meanwhile, results)
         assert api.get(rid)["state"] == ("READY" if expected == 200 else "UPLOADING")
+
+
+def test_delete_calls_the_store_outside_the_transaction(admin, make_user, tether):
+    """While a delete waits on the store, other writes go on (SQLite has one write lock)
+    and the object reads DELETING; a store that refuses for good (a 4xx) leaves the object
+    as it was, with no job."""
+    import threading
+    from unittest import mock
+
+    from tether.auth.identity import Identity, user_claims
+    from tether.drivers.local import LocalStore
+    from tether.errors import Forbidden
+
+    api, uid = make_user("deleter")
+    who = Identity(user_claims(uid, set()), uid)
+
+    def uploaded():
+        body = {
+            "template": {"href": "data-object-template/generic", "credential": LOCAL_CREDENTIAL_ID}
+        }
+        rid = api.add("data-object", body)["resource-id"]
+        signed = api.http.post(f"/api/{rid}/upload", json={}).json()
+        put = api.http.put(signed["uri"], content=b"doomed", headers=signed["headers"])
+        assert put.status_code == 200
+        assert api.http.post(f"/api/{rid}/ready", json={}).status_code == 200
+        return rid
+
+    def jobs_of(rid):
+        return admin.search("job", filter=f"target-resource/href='{rid}'")["resources"]
+
+    rid = uploaded()
+    real = LocalStore.delete_object
+    deleting, proceed = threading.Event(), threading.Event()
+
+    def slow_delete(self, bucket, key):
+        deleting.set()
+        assert proceed.wait(30)
+        return real(self, bucket, key)
+
+    results: list[object] = []
+
+    def delete_in_thread():
+        try:
+            results.append(tether.resources.delete(who, rid, {}, "http://testserver/api/"))
+        except Exception as exc:
+            results.append(exc)
+
+    done: list[int] = []
+    with mock.patch.object(LocalStore, "delete_object", slow_delete):
+        thread = threading.Thread(target=delete_in_thread)
+        thread.start()
+        assert deleting.wait(30)
+        seen = api.get(rid)
+        [job] = jobs_of(rid)  # there should this process die now
+        other = threading.Thread(
+            target=lambda: done.append(
+                api.http.post("/api/module", json={"name": "during delete"}).status_code
+            )
+        )
+        other.start()
+        other.join(timeout=10)
+        blocked = other.is_alive()
+        proceed.set()
+        thread.join(timeout=30)
+        other.join(timeout=30)
+    assert not blocked, "a write waited for the delete's store call"
+    assert done == [201]
+    assert seen["state"] == "DELETING" and job["state"] == "QUEUED"
+    assert job["next-attempt"] > seen["updated"]  # not due while the request works
+    assert [r["status"] for r in results] == [200], results
+    api.get(rid, status=404)
+    assert jobs_of(rid) == []
+    events = admin.search("event", filter=f"content/resource/href='{rid}'", orderby="created")
+    kinds = [(e["category"], e["content"].get("state")) for e in events["resources"]]
+    assert ("state", "DELETING") in kinds and kinds[-1] == ("delete", None), kinds
+
+    # Refused for good: nothing changed, no job left behind.
+    rid = uploaded()
+    refusal = Forbidden("the store refused the credential")
+    with mock.patch.object(LocalStore, "delete_object", side_effect=refusal):
+        r = api.http.delete(f"/api/{rid}")
+    assert r.status_code == 403 and r.json()["message"] == "the store refused the credential"
+    assert api.get(rid)["state"] == "READY"
+    assert jobs_of(rid) == []
+
+
+def test_bulk_delete_of_data_objects(admin, proxied, tether):
+    """A bulk delete removes what its stores let it remove and leaves the rest DELETING,
+    each with a job that is due at once."""
+    proxy, cid = proxied
+    batch = _unique("batch")
+
+    def local():
+        rid = _new(admin, LOCAL_CREDENTIAL_ID, bucket=batch).json()["resource-id"]
+        signed = admin.http.post(f"/api/{rid}/upload", json={}).json()
+        put = admin.http.put(signed["uri"], content=b"local", headers=signed["headers"])
+        assert put.status_code == 200
+        assert admin.http.post(f"/api/{rid}/ready", json={}).status_code == 200
+        return rid
+
+    gone = [local(), local()]
+    stuck = _uploaded(admin, cid)
+    admin.http.put(f"/api/{stuck}", json={"description": batch})
+    for rid in gone:
+        admin.http.put(f"/api/{rid}", json={"description": batch})
+    proxy.set_mode(REFUSE)
+    r = admin.http.request(
+        "DELETE",
+        "/api/data-object",
+        data={"filter": f"description='{batch}'"},
+        headers={"bulk": "yes"},
+    )
+    assert r.status_code == 200 and r.json()["deleted"] == 2, r.text
+    for rid in gone:
+        admin.get(rid, status=404)
+    assert admin.get(stuck)["state"] == "DELETING"
+    proxy.set_mode(PASS)
+    assert Worker(tether).run_once()["state"] == "SUCCESS"  # due now, not after the grace
+    admin.get(stuck, status=404)

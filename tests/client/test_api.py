@@ -75,6 +75,9 @@ def test_bad_credentials_and_bad_url(url, connect, client_config, tmp_path):
                 username="admin",
                 password="x",
                 config=client_config,
+                # Bounded: a stall here fails with its own message, not the suite's timeout.
+                timeout=10,
+                retry=RetryPolicy(retries=1, backoff=0.01),
             )
     finally:
         other.shutdown()

@@ -25,7 +25,7 @@ from tether.jobs import replication
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
 from tether.resources.base import Doc, iso, now_iso
-from tether.resources.data_object import DELETING, NEW, UPLOADING, remove_stored
+from tether.resources.data_object import DELETING, NEW, UPLOADING, store_removal
 
 log = logging.getLogger("tether.worker")
 SYSTEM = job_mod.SYSTEM
@@ -34,20 +34,25 @@ Handler = Callable[[Tether, Doc], str]
 
 
 def delete_object(tether: Tether, job: Doc) -> str:
-    """Deletes a DELETING data-object's stored object, then the resource."""
+    """Deletes a DELETING data-object's stored object, then the resource. The store calls
+    run outside any transaction, as a delete request's do: the object is DELETING, so
+    nothing else acts on it meanwhile."""
     target = job["target-resource"]["href"]
-    with transaction(tether.engine, write=True) as conn:
-        row = store.get(conn, target, for_update=True)
+    storage = tether.resources.storage
+    with transaction(tether.engine) as conn:
+        row = store.get(conn, target)
         if row is None:
             return f"{target} was already gone"
         doc = row.doc
-        storage = tether.resources.storage
-        try:
-            remove_stored(storage, conn, doc, job.get("payload") or {})
-        except StoreError as exc:
-            storage.health.failed(doc["infrastructure-service"], exc.message)
-            raise
-        store.delete(conn, target)
+        work = store_removal(storage, conn, doc, job.get("payload") or {})
+    try:
+        work()
+    except StoreError as exc:
+        storage.health.failed(doc["infrastructure-service"], exc.message)
+        raise
+    with transaction(tether.engine, write=True) as conn:
+        if not store.delete(conn, target):
+            return f"{target} was already gone"
         store.insert(conn, event_mod.build("delete", target, SYSTEM, {"job": job["id"]}))
     return f"{target} deleted"
 

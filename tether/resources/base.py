@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from tether.auth import acl as acl_mod
 from tether.auth.identity import Identity
-from tether.errors import BadRequest, Forbidden, Unauthorized
+from tether.errors import BadRequest, Forbidden, TetherError, Unauthorized
 
 if TYPE_CHECKING:
     from tether.db import store
@@ -171,6 +171,24 @@ class Deferred:
     changed: Callable[[Doc | None], None]
 
 
+@dataclass
+class Removal:
+    """A deletion whose store calls run outside any transaction.
+
+    The kind has marked the resource (DELETING, with a job to finish it should this
+    process die) in the delete's transaction, which commits first: deleting an object
+    and its replicas from a slow or unreachable store must not hold the row lock, nor
+    SQLite's one write lock. ``work`` then runs with no database; ``finish`` runs in a
+    write transaction of its own with what ``work`` raised (None when it succeeded) and
+    returns the answer of a deletion that waits (the row stays for now), or None: after
+    success the row is deleted; after a failure the kind has undone its mark, and the
+    error reaches the caller.
+    """
+
+    work: Callable[[], None]
+    finish: Callable[[Context, TetherError | None], Doc | None]
+
+
 @dataclass(frozen=True)
 class Template:
     """One way of creating a templated resource, itself listed as a resource."""
@@ -278,11 +296,12 @@ class ResourceKind:
 
     def before_delete(
         self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
-    ) -> Doc | None:
-        """Side effects before the row goes (store deletion).
+    ) -> Doc | Removal | None:
+        """Side effects before the row goes.
 
         Raise to refuse the deletion; return a response body to keep the row for now
-        (the kind updated it, e.g. to DELETING with a job to finish later).
+        (the kind updated it); return a :class:`Removal` for side effects that must run
+        outside the transaction (store deletion).
         """
         return None
 

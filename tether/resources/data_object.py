@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,6 +33,7 @@ from tether.errors import (
     InvalidState,
     NotFound,
     StoreError,
+    TetherError,
     Unprocessable,
 )
 from tether.resources import event as event_mod
@@ -43,6 +45,7 @@ from tether.resources.base import (
     Doc,
     NewResource,
     Outcome,
+    Removal,
     ResourceKind,
     Template,
     compile_schema,
@@ -474,27 +477,55 @@ class DataObjectKind(ResourceKind):
 
     def before_delete(
         self, ctx: Context, doc: Doc, version: int, params: Mapping[str, str]
-    ) -> Doc | None:
-        try:
-            remove_stored(ctx.storage, ctx.conn, doc, params, _public(ctx))
-        except StoreError as exc:
-            # Keep the resource, visibly, until a job manages to delete the object.
+    ) -> Removal:
+        work = store_removal(ctx.storage, ctx.conn, doc, params, _public(ctx))
+        job: Doc | None = None
+        if doc.get("state") != DELETING:  # else a job is on it already
             self._save(ctx, doc, version, {"state": DELETING})
-            ctx.events.append(
-                job_mod.build(
-                    "delete-object",
-                    doc["id"],
-                    ctx.identity,
-                    **{k: v for k, v in params.items() if k.startswith("keep-")},
-                )
-            )
+            keep = {k: v for k, v in params.items() if k.startswith("keep-")}
+            job = job_mod.build("delete-object", doc["id"], ctx.identity, **keep)
+            # Due only if this request never finishes (its process died meanwhile).
+            job["next-attempt"] = iso(datetime.now(UTC) + _REQUEST_GRACE)
+            ctx.events.append(job)
+
+        def finish(ctx: Context, error: TetherError | None) -> Doc | None:
+            if error is None:
+                if job is not None:
+                    store.delete(ctx.conn, job["id"])
+                return None
+            if not isinstance(error, StoreError):
+                # The store refused for good (a 4xx): undo the mark; the caller hears why.
+                self._unmark(ctx, doc, job)
+                return None
+            # Keep the resource, visibly, until the job manages to delete the object.
+            if job is not None:
+                _due_now(ctx.conn, job["id"])
             return {
                 "status": 202,
-                "message": f"{doc['id']} is DELETING: the store failed ({exc.message}); "
+                "message": f"{doc['id']} is DELETING: the store failed ({error.message}); "
                 "a job will retry",
                 "resource-id": doc["id"],
             }
-        return None
+
+        return Removal(work=work, finish=finish)
+
+    def _unmark(self, ctx: Context, doc: Doc, job: Doc | None) -> None:
+        if job is None:
+            return
+        store.delete(ctx.conn, job["id"])
+        row = store.get(ctx.conn, doc["id"], for_update=True)
+        if row is not None and row.doc.get("state") == DELETING:
+            self._save(ctx, row.doc, row.version, {"state": doc["state"]})
+
+
+# How long a delete request has to finish its own store calls before its job takes over.
+_REQUEST_GRACE = timedelta(minutes=10)
+
+
+def _due_now(conn: Connection, job_id: str) -> None:
+    row = store.get(conn, job_id, for_update=True)
+    if row is not None and row.doc.get("state") == "QUEUED":
+        store.update(conn, {**row.doc, "next-attempt": now_iso()}, row.version, acl_changed=False)
 
 
 def driver_for(ctx: Context, doc: Doc, conn: Connection) -> StorageDriver:
@@ -511,27 +542,35 @@ def _located(ctx: Context, doc: Doc, conn: Connection) -> tuple[StorageDriver, D
     return driver, credential
 
 
-def remove_stored(
+def store_removal(
     storage: Storage,
     conn: Connection,
     doc: Doc,
     params: Mapping[str, Any],
     public: str | None = None,
-) -> None:
-    """Deletes what a data-object holds in its stores: every replica, then the primary
-    object (honouring the keep- options) and the bucket Tether made for it, if empty."""
-    replicas.remove_replicas(storage, conn, doc, public)
+) -> Callable[[], None]:
+    """The store calls that delete what a data-object holds: every replica, then the
+    primary object (honouring the keep- options) and the bucket Tether made for it, if
+    empty. Their drivers are found now, in ``conn``'s transaction; the calls are made by
+    the function returned, which needs no database (it is run outside any transaction)."""
+    calls = replicas.replica_removals(storage, conn, doc, public)
     found = storage.at(conn, doc, public)
     if found is None:
         raise NotFound(f"the credential or service of {doc['id']} is gone")
     driver = found[0]
     bucket, key = doc["bucket"], doc["object"]
     if doc.get("upload-id"):
-        driver.abort_multipart(bucket, key, doc["upload-id"])
+        calls.append(partial(driver.abort_multipart, bucket, key, doc["upload-id"]))
     if not _flag(params.get("keep-s3-object")):
-        driver.delete_object(bucket, key)
+        calls.append(partial(driver.delete_object, bucket, key))
         if doc.get("bucket-created") and not _flag(params.get("keep-s3-bucket")):
-            driver.delete_bucket(bucket)
+            calls.append(partial(driver.delete_bucket, bucket))
+
+    def run() -> None:
+        for call in calls:
+            call()
+
+    return run
 
 
 def _flag(value: Any) -> bool:

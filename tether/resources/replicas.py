@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -224,14 +225,19 @@ def _distance_km(a: tuple[float, float], b: list[float]) -> float:
 # -- removal -------------------------------------------------------------------------------
 
 
-def remove_replicas(storage: Storage, conn: Connection, doc: Doc, public: str | None) -> None:
-    """Deletes every replica's stored object (and the bucket Tether made for it, when
-    empty). Replicas are Tether's own copies: the keep- options keep only the primary."""
+def replica_removals(
+    storage: Storage, conn: Connection, doc: Doc, public: str | None
+) -> list[Callable[[], object]]:
+    """The store calls that delete every replica's stored object (and the bucket Tether
+    made for it, when empty), their drivers found now. Replicas are Tether's own copies:
+    the keep- options keep only the primary."""
+    calls: list[Callable[[], object]] = []
     for replica in doc.get("replicas", []):
         found = storage.at(conn, replica, public)
         if found is None:
             continue  # nothing left that could reach the copy
         driver = found[0]
-        driver.delete_object(replica["bucket"], replica["object"])
+        calls.append(partial(driver.delete_object, replica["bucket"], replica["object"]))
         if replica.get("bucket-created"):
-            driver.delete_bucket(replica["bucket"])
+            calls.append(partial(driver.delete_bucket, replica["bucket"]))
+    return calls

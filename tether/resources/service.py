@@ -38,6 +38,7 @@ from tether.resources.base import (
     Doc,
     NewResource,
     Outcome,
+    Removal,
     ResourceKind,
     now_iso,
     present,
@@ -403,12 +404,43 @@ class ResourceService:
             if not acl_mod.can(row.doc.get("acl", {}), identity.claims, acl_mod.DELETE):
                 raise Forbidden(f"delete right needed on {resource_id}", resource_id)
             kept = kind.before_delete(ctx, row.doc, row.version, params)
+            if isinstance(kept, dict):
+                return kept
+            if kept is None:
+                store.delete(ctx.conn, resource_id)
+                if kind.audited:
+                    ctx.events.append(event_mod.build("delete", resource_id, identity))
+        if isinstance(kept, Removal):  # its mark committed: the store calls come now
+            answer = self._finish_removal(identity, kind, resource_id, kept, base_uri)
+            if answer is not None:
+                return answer
+        return {"status": 200, "message": f"{resource_id} deleted", "resource-id": resource_id}
+
+    def _finish_removal(
+        self,
+        identity: Identity,
+        kind: ResourceKind,
+        resource_id: str,
+        removal: Removal,
+        base_uri: str,
+    ) -> Doc | None:
+        """Runs a removal's store calls with no transaction open, then deletes the row in
+        a transaction of its own; returns the kind's answer when the row stays."""
+        error: TetherError | None = None
+        try:
+            removal.work()
+        except TetherError as exc:
+            error = exc
+        with self._context(identity, base_uri, write=True) as ctx:
+            kept = removal.finish(ctx, error)
             if kept is not None:
                 return kept
-            store.delete(ctx.conn, resource_id)
-            if kind.audited:
+            # A job may have finished the deletion meanwhile: then it wrote the event.
+            if error is None and store.delete(ctx.conn, resource_id) and kind.audited:
                 ctx.events.append(event_mod.build("delete", resource_id, identity))
-        return {"status": 200, "message": f"{resource_id} deleted", "resource-id": resource_id}
+        if error is not None:
+            raise error  # refused, and the kind's mark undone (committed above)
+        return None
 
     def bulk_delete(
         self, identity: Identity, resource_type: str, filter_texts: list[str], base_uri: str
@@ -424,15 +456,25 @@ class ResourceService:
             claims = None if identity.is_admin and kind.admin_sees_all else identity.claims
             rows = store.matching_rows(ctx.conn, kind.name, claims, where)
             doomed: list[str] = []
+            removals: list[tuple[str, Removal]] = []
             for row in rows:
                 if not acl_mod.can(row.doc.get("acl", {}), identity.claims, acl_mod.DELETE):
                     continue
-                if kind.before_delete(ctx, row.doc, row.version, {}) is not None:
-                    continue  # kept for now (e.g. DELETING, finished by a job)
+                kept = kind.before_delete(ctx, row.doc, row.version, {})
+                if isinstance(kept, Removal):
+                    removals.append((row.doc["id"], kept))
+                if kept is not None:
+                    continue  # kept for now, or deleted after its store calls
                 doomed.append(row.doc["id"])
                 if kind.audited:
                     ctx.events.append(event_mod.build("delete", row.doc["id"], identity))
             deleted = store.delete_many(ctx.conn, doomed)
+        for resource_id, removal in removals:
+            try:
+                left = self._finish_removal(identity, kind, resource_id, removal, base_uri)
+            except TetherError:
+                continue  # refused by the store, mark undone: not deleted
+            deleted += left is None
         return {
             "status": 200,
             "message": f"{deleted} {resource_type} resource(s) deleted",
