@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from tether.client import (
 from tether.client import transport as t
 from tether.client.downloads import part_path
 from tether.errors import TetherError
+from tether.jobs.worker import Worker
 
 MiB = 1024 * 1024
 
@@ -102,6 +104,34 @@ def test_interrupted_upload_resumes_with_the_missing_parts(eve, proxy, tmp_path)
     assert not list(eve.config.transfers_dir.glob("*.json"))
 
 
+def test_interrupted_checked_upload_resumes_on_s3(eve, proxy, tmp_path, s3_service, tether):
+    """S3 checks every part against the CRC32C signed into its URL: the journal keeps the
+    CRC32C of the parts sent, and ready names them all to join the parts."""
+    size = 23 * MiB
+    path = tmp_path / "checked.bin"
+    path.write_bytes(blob(size, b"checked"))
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=5 * MiB, concurrency=1, chunk=MiB, retries=0
+    )
+    bucket = eve.storage.buckets.create(bucket_name(), service=s3_service[0])
+    obj = bucket.objects.create("checked.bin")
+    # Parts go straight to the store; the cut refuses the signing of the next part.
+    with pytest.raises((TransferError, ConnectionFailed)):
+        obj.upload_from_file(path, progress=cut_after(proxy, 7 * MiB))
+    (journal,) = eve.config.transfers_dir.glob("*.json")
+    entry = json.loads(journal.read_text())
+    assert entry["part-checksum"] == "crc32c" and entry["done"] == [1, 2]
+    assert sorted(entry["crc32c"]) == ["1", "2"]
+    reopen(proxy)
+    obj.upload_from_file(path)
+    stats = obj.last_upload
+    assert stats.resumed_bytes == 10 * MiB and stats.parts_sent == 3
+    assert obj.state == "READY" and obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert eve.get(obj.id)["checksum-state"] == "PENDING"
+    assert Worker(tether).run_once()["state"] == "SUCCESS"
+    assert eve.get(obj.id)["checksum-state"] == "VERIFIED"
+
+
 def test_changed_file_is_not_resumed_but_restarted(eve, proxy, tmp_path):
     path = tmp_path / "changing.bin"
     path.write_bytes(blob(4 * MiB, b"v1"))
@@ -113,6 +143,28 @@ def test_changed_file_is_not_resumed_but_restarted(eve, proxy, tmp_path):
     path.write_bytes(blob(5 * MiB, b"v2"))  # another file now: the old parts are useless
     obj.upload_from_file(path)
     assert obj.last_upload.resumed_bytes == 0 and obj.size == 5 * MiB
+    assert obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_file_changed_during_the_upload_is_not_frozen(eve, tmp_path):
+    path = tmp_path / "growing.bin"
+    path.write_bytes(blob(4 * MiB, b"log"))
+    eve.storage.options = TransferOptions(threshold=MiB, part_size=MiB, concurrency=1)
+    obj = eve.storage.buckets.create(bucket_name()).objects.create("growing.bin")
+    touched = False
+
+    def touch(_n: int) -> None:
+        nonlocal touched
+        if not touched:
+            touched = True
+            with open(path, "ab") as fh:  # a writer appends while the upload runs
+                fh.write(b"more")
+
+    with pytest.raises(LocalFileError, match="changed while it was uploaded"):
+        obj.upload_from_file(path, progress=touch)
+    assert eve.get(obj.id)["state"] == "UPLOADING"
+    obj.upload_from_file(path)  # the file as it is now, from the start
+    assert obj.state == "READY" and obj.size == 4 * MiB + 4
     assert obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -1,11 +1,15 @@
 """Uploads: declare, send the bytes straight to the store through signed URLs, ready.
 
-Sizes up to ``threshold`` go in one signed PUT; larger ones in parts sent in parallel,
-each streamed from the file in ``chunk``-sized reads, so memory stays near
-``concurrency x chunk`` whatever the size. The sha256 (and the md5 when the object
-already declares one) is computed by one sequential read before the upload and declared
-on the data-object, so the store (single PUT) or Tether (``ready``) refuses bytes that
-differ: Tether takes declarations only while an object is NEW, before any byte moves.
+Sizes up to ``threshold`` go in one signed PUT, whose URL binds the sha256 computed
+before it (and the md5 when the object declares one), so the store refuses other bytes.
+Larger ones go in parts sent in parallel, each streamed from the file in ``chunk``-sized
+reads, so memory stays near ``concurrency x chunk`` whatever the size; the sha256 is
+computed by a sequential read beside them and declared to ``ready``. Where the store
+checks parts (S3), each part is read once for its CRC32C before it is sent and its URL
+is signed for that CRC32C, so the store refuses a part that differs; ``ready`` then
+freezes the object at once and a job confirms the sha256 by reading it. Elsewhere
+``ready`` reads the object back to check it. A file that changes while it is uploaded
+is not readied.
 
 A multipart upload of a file keeps a journal (upload id, part size, parts done) in the
 client's ``transfers/`` directory. When an upload is cut, calling it again for the same
@@ -25,12 +29,13 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+import google_crc32c
 import httpx
 
 from tether.client import transport as t
@@ -52,6 +57,10 @@ class Source(Protocol):
 
     def identity(self) -> str | None:
         """What identifies these bytes across processes (for resuming), or None."""
+        ...
+
+    def changed(self) -> bool:
+        """True when the bytes may have changed since the source was opened."""
         ...
 
 
@@ -86,6 +95,10 @@ class FileSource:
     def identity(self) -> str | None:
         return f"{self.path}\n{self.size}\n{self.mtime_ns}"
 
+    def changed(self) -> bool:
+        stat = os.stat(self.path)
+        return (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns)
+
     def close(self) -> None:
         # Idempotent: the object API closes its sources, and so may their creator.
         if self.fd >= 0:
@@ -106,6 +119,9 @@ class BytesSource:
 
     def identity(self) -> str | None:
         return None
+
+    def changed(self) -> bool:
+        return False
 
     def close(self) -> None:
         self.view.release()
@@ -290,13 +306,17 @@ class Uploader:
                 if self.options.checksum and not doc.get("sha256") and not single:
                     # Chunk by chunk beside the parts: memory stays that of the transfer.
                     hashed = hasher.submit(digests, source, self.options.chunk, False, cancel)
+                ready: Doc = {}
                 if single:
                     self._single(rid, source, counter, stats)
                 else:
-                    self._multipart(rid, source, entry, journal, counter, stats, cancel)
-                ready: Doc = {}
+                    ready = self._multipart(rid, source, entry, journal, counter, stats, cancel)
                 if hashed is not None:
                     stats.sha256 = ready["sha256"] = hashed.result()[0]
+                if not single and source.changed():
+                    # Its parts and its digest were read at different times: they may
+                    # not describe the same bytes. Nothing is frozen; a new run restarts.
+                    raise LocalFileError("the file changed while it was uploaded: upload it again")
             except BaseException:
                 cancel.set()
                 raise
@@ -382,11 +402,14 @@ class Uploader:
         counter: t.Counter,
         stats: UploadStats,
         cancel: threading.Event,
-    ) -> None:
+    ) -> Doc:
+        """Sends the parts not yet sent; returns what ``ready`` must name to join them."""
         urls: dict[int, t.Signed] = {}
         if entry is None:
             part_size = self.options.part_size_for(source.size)
-            plan = self._sign(rid, {"multipart": True, "part-size": part_size})
+            plan = self._sign(
+                rid, {"multipart": True, "part-size": part_size, "part-checksum": "crc32c"}
+            )
             part_size = int(plan.get("part-size") or part_size)
             urls = {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
             entry = {
@@ -396,15 +419,21 @@ class Uploader:
                 "size": source.size,
                 "done": [],
             }
+            if plan.get("part-checksum") == "crc32c":
+                entry.update({"part-checksum": "crc32c", "crc32c": {}})
             journal.save(entry)
         part_size = int(entry["part-size"])
+        # Where the store checks parts, each part's URL is signed for its CRC32C, so it is
+        # asked for once that part has been read; else all are signed up front.
+        checked = entry.get("part-checksum") == "crc32c"
+        crcs: dict[str, str] = dict(entry.get("crc32c") or {})
         count = max(1, -(-source.size // part_size))
         done = {int(n) for n in entry.get("done", [])}
         todo = [n for n in range(1, count + 1) if n not in done]
         stats.parts = count
         stats.resumed_bytes = sum(min(part_size, source.size - (n - 1) * part_size) for n in done)
         counter.add(stats.resumed_bytes)
-        missing = [n for n in todo if n not in urls]
+        missing = [] if checked else [n for n in todo if n not in urls]
         for start in range(0, len(missing), SIGN_BATCH):
             batch = missing[start : start + SIGN_BATCH]
             plan = self._sign(rid, {"multipart": True, "part-numbers": batch})
@@ -413,14 +442,14 @@ class Uploader:
             )
         lock = threading.Lock()
 
-        def resigner(n: int) -> Any:
-            def resign() -> t.Signed:
-                with lock:
-                    stats.resigned += 1
-                plan = self._sign(rid, {"multipart": True, "part-numbers": [n]})
+        def signer(n: int, crc: str | None) -> Callable[[], t.Signed]:
+            what: Doc = {"part-numbers": [n]} if crc is None else {"parts": [_part(n, crc)]}
+
+            def sign() -> t.Signed:
+                plan = self._sign(rid, {"multipart": True, **what})
                 return t.Signed.from_answer(plan["parts"][0], "PUT")
 
-            return resign
+            return sign
 
         def send_part(n: int) -> None:
             if cancel.is_set():
@@ -428,7 +457,20 @@ class Uploader:
             offset = (n - 1) * part_size
             length = min(part_size, source.size - offset)
             try:
-                self._send(urls[n], resigner(n), source, offset, length, counter, stats, cancel)
+                crc = (
+                    part_crc32c(source, offset, length, self.options.chunk, cancel)
+                    if checked
+                    else None
+                )
+                sign = signer(n, crc)
+
+                def resign() -> t.Signed:
+                    with lock:
+                        stats.resigned += 1
+                    return sign()
+
+                url = sign() if checked else urls[n]
+                self._send(url, resign, source, offset, length, counter, stats, cancel)
             except t.Cancelled:
                 return
             with lock:
@@ -436,6 +478,9 @@ class Uploader:
                 stats.parts_sent += 1
                 assert entry is not None
                 entry["done"] = sorted(done)
+                if crc is not None:
+                    crcs[str(n)] = crc
+                    entry["crc32c"] = dict(crcs)
                 snapshot = dict(entry)
             journal.save(snapshot)
 
@@ -460,6 +505,25 @@ class Uploader:
                 error = failed.exception()
                 assert error is not None
                 raise error
+        if not checked:
+            return {}
+        return {"parts": [_part(n, crcs[str(n)]) for n in range(1, count + 1)]}
+
+
+def _part(number: int, crc32c: str) -> Doc:
+    return {"part-number": number, "crc32c": crc32c}
+
+
+def part_crc32c(
+    source: Source, offset: int, length: int, chunk: int, cancel: threading.Event
+) -> str:
+    """The CRC32C (8 hex digits) of one part, read before it is sent."""
+    crc = 0
+    for data in source.chunks(offset, length, chunk):
+        if cancel.is_set():
+            raise t.Cancelled()
+        crc = google_crc32c.extend(crc, data)
+    return f"{crc:08x}"
 
 
 def read_head(stream: BinaryIO, limit: int) -> bytes:

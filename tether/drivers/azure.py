@@ -297,8 +297,15 @@ class AzureDriver:
         return SignedRequest(url=url, method="GET", headers={}, expires=expires)
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         base.validate_part_number(part_number, self._capabilities)
         token, _ = parse_upload_id(upload_id)
         if token is None:
@@ -314,12 +321,19 @@ class AzureDriver:
     def _blob(self, bucket: str, key: str) -> Any:
         return self._client.get_blob_client(bucket, key)
 
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
         """Stages the upload's marker block and returns an upload id.
 
         The id carries the content type (Azure sets it only when the blocks are
         committed), so completion needs nothing but the id.
         """
+        base.refuse_part_crc32c(self.capabilities, part_crc32c)
         self.validate_bucket_name(bucket)
         base.validate_key(key)
         token, upload_id = new_upload_id(content_type)
@@ -366,6 +380,7 @@ class AzureDriver:
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
         """Commits the parts as the blob's block list.
 
@@ -373,6 +388,7 @@ class AzureDriver:
         checked (Azure's Put Block answers with no ETag), but every part must have been
         staged for this upload, else Unprocessable.
         """
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         self.validate_bucket_name(bucket)
         base.validate_key(key)
         staged = {p.number: p for p in self.list_parts(bucket, key, upload_id)}

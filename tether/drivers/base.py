@@ -20,7 +20,7 @@ import hashlib
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -78,7 +78,9 @@ class Capabilities:
     makes an upload fail when the object exists; ``object_lock``: WORM retention;
     ``public_objects``: an object can be given a permanent unsigned URL;
     ``max_url_ttl``: longest signed URL lifetime in seconds; ``multipart_min_part``:
-    smallest size of every part but the last; ``max_parts``: most parts in one upload.
+    smallest size of every part but the last; ``max_parts``: most parts in one upload;
+    ``part_crc32c``: a part's CRC32C can be signed into its URL, and the store refuses
+    a part whose bytes differ from it (and checks them again when it joins the parts).
     """
 
     signed_headers: bool
@@ -90,6 +92,7 @@ class Capabilities:
     max_url_ttl: int
     multipart_min_part: int
     max_parts: int
+    part_crc32c: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,14 +164,28 @@ class StorageDriver(Protocol):
         """A signed download; ``filename`` asks for an attachment with that name."""
         ...
 
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
-        """Starts a multipart upload and returns its id."""
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
+        """Starts a multipart upload and returns its id; with ``part_crc32c`` (where the
+        capability says so) every part must carry its CRC32C."""
         ...
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
-        """A signed upload of part ``part_number`` (1..10000, else BadRequest)."""
+        """A signed upload of part ``part_number`` (1..10000, else BadRequest), bound to
+        the part's ``crc32c`` (8 hex digits) when given."""
         ...
 
     def complete_multipart(
@@ -178,8 +195,11 @@ class StorageDriver(Protocol):
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
-        """Joins the parts (``None``: every part the store holds, in order)."""
+        """Joins the parts (``None``: every part the store holds, in order). An upload
+        started with ``part_crc32c`` names every part's CRC32C in ``crc32c``; the store
+        refuses the join (Unprocessable) when one differs from what it holds."""
         ...
 
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
@@ -224,6 +244,7 @@ _BUCKET_CHARS = re.compile(r"[a-z0-9.-]+")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+_HEX8 = re.compile(r"[0-9a-f]{8}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -283,6 +304,21 @@ def validate_part_number(part_number: int, capabilities: Capabilities) -> None:
         raise BadRequest("a part number must be an integer")
     if not MIN_PART_NUMBER <= part_number <= capabilities.max_parts:
         raise BadRequest(f"a part number must be between 1 and {capabilities.max_parts}")
+
+
+def normalize_crc32c(crc32c: str | None) -> str | None:
+    if crc32c is None:
+        return None
+    value = crc32c.strip().lower()
+    if not _HEX8.fullmatch(value):
+        raise BadRequest("crc32c must be 8 hexadecimal digits")
+    return value
+
+
+def refuse_part_crc32c(capabilities: Capabilities, *given: object) -> None:
+    """For drivers whose store cannot check part checksums: refuses any that were given."""
+    if not capabilities.part_crc32c and any(g for g in given):
+        raise BadRequest("this store does not check the checksums of parts")
 
 
 def normalize_md5(md5: str | None) -> str | None:

@@ -269,9 +269,16 @@ class GCSDriver:
         return self._signed("GET", bucket, key, expires_in, {}, query)
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
         """A signed PUT of one part object; GCS answers its MD5 hex as the ETag."""
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         self._check_sign_args(bucket, key, expires_in)
         base.validate_part_number(part_number, self._capabilities)
         check_upload_id(upload_id)
@@ -279,7 +286,14 @@ class GCSDriver:
 
     # --- multipart: part objects joined by compose (gcs_multipart) ----------------------
 
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
+        base.refuse_part_crc32c(self.capabilities, part_crc32c)
         self.validate_bucket_name(bucket)
         self._validate_key(key)
         return self._uploads.create(bucket, key, content_type)
@@ -291,7 +305,9 @@ class GCSDriver:
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         self.validate_bucket_name(bucket)
         self._validate_key(key)
         size = self._uploads.complete(

@@ -262,8 +262,15 @@ class LocalStore:
         return self._sign("GET", bucket, key, expires_in, params)
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         base.validate_part_number(part_number, CAPABILITIES)
         params = {"uploadId": upload_id, "partNumber": str(part_number)}
         return self._sign("PUT", bucket, key, expires_in, params)
@@ -498,7 +505,14 @@ class LocalStore:
     # --- multipart -----------------------------------------------------------------------
 
     @disk_errors
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
+        base.refuse_part_crc32c(self.capabilities, part_crc32c)
         self.validate_bucket_name(bucket)
         base.validate_key(key)
         return self.files.create_upload(bucket, key, content_type)
@@ -511,7 +525,9 @@ class LocalStore:
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         upload = self.files.upload_dir(bucket, upload_id, key)
         stored = {n: (etag, size) for n, etag, size in self.files.list_parts(upload)}
         if parts is None:

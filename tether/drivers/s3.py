@@ -63,6 +63,7 @@ DEFAULT_CAPABILITIES = Capabilities(
     max_url_ttl=MAX_EXPIRES,
     multipart_min_part=5 * base.MiB,
     max_parts=base.MAX_PART_NUMBER,
+    part_crc32c=True,
 )
 
 # CopyObject copies at most 5 GiB in one request; larger objects are copied in ranges.
@@ -284,23 +285,42 @@ class S3Driver:
         return self._signed("GET", bucket, key, expires_in, {}, query)
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
         self._check_sign_args(bucket, key, expires_in)
         base.validate_part_number(part_number, self._capabilities)
+        base.refuse_part_crc32c(self._capabilities, crc32c)
         if not upload_id:
             raise BadRequest("an upload id is required")
         query = {"partNumber": str(part_number), "uploadId": upload_id}
-        return self._signed("PUT", bucket, key, expires_in, {}, query)
+        # Signed, as S3 wants every x-amz-* header: the part URL is good for these bytes only.
+        crc = base.normalize_crc32c(crc32c)
+        headers = {"x-amz-checksum-crc32c": base.hex_to_b64(crc)} if crc else {}
+        return self._signed("PUT", bucket, key, expires_in, headers, query)
 
     # --- multipart -----------------------------------------------------------------------
 
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
         self.validate_bucket_name(bucket)
         base.validate_key(key)
+        base.refuse_part_crc32c(self._capabilities, part_crc32c)
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if content_type:
             kwargs["ContentType"] = content_type
+        if part_crc32c:
+            kwargs["ChecksumAlgorithm"] = "CRC32C"
         answer = self._call(
             f"create upload {bucket}/{key}",
             lambda: self._client.create_multipart_upload(**kwargs),
@@ -331,20 +351,28 @@ class S3Driver:
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
+        base.refuse_part_crc32c(self._capabilities, crc32c)
         if parts is None:
             parts = [(p.number, p.etag) for p in self.list_parts(bucket, key, upload_id)]
         if not parts:
             raise Unprocessable("the multipart upload has no parts")
-        for number, _ in parts:
+        listed = []
+        for number, etag in sorted(parts):
             base.validate_part_number(number, self._capabilities)
+            part: dict[str, Any] = {"PartNumber": number, "ETag": quote_etag(etag)}
+            if crc32c is not None:
+                crc = base.normalize_crc32c(crc32c.get(number))
+                if crc is None:
+                    raise Unprocessable(f"part {number} was stored, but no crc32c names it")
+                part["ChecksumCRC32C"] = base.hex_to_b64(crc)
+            listed.append(part)
         kwargs: dict[str, Any] = {
             "Bucket": bucket,
             "Key": key,
             "UploadId": upload_id,
-            "MultipartUpload": {
-                "Parts": [{"PartNumber": n, "ETag": quote_etag(e)} for n, e in sorted(parts)]
-            },
+            "MultipartUpload": {"Parts": listed},
         }
         if if_none_match and self._capabilities.conditional_write:
             kwargs["IfNoneMatch"] = "*"

@@ -285,8 +285,15 @@ class SwiftDriver:
         return self._sign("GET", bucket, key, expires_in, {}, filename)
 
     def sign_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, expires_in: int
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        crc32c: str | None = None,
     ) -> SignedRequest:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         self._check_sign_args(bucket, key, expires_in)
         base.validate_part_number(part_number, CAPABILITIES)
         self._check_upload_id(key, upload_id)
@@ -305,7 +312,14 @@ class SwiftDriver:
         ):
             raise NotFound(f"no upload {upload_id!r} for object {key!r}")
 
-    def create_multipart(self, bucket: str, key: str, content_type: str | None = None) -> str:
+    def create_multipart(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        part_crc32c: bool = False,
+    ) -> str:
+        base.refuse_part_crc32c(self.capabilities, part_crc32c)
         self.validate_bucket_name(bucket)
         _check_name(key)
         if not self.bucket_exists(bucket):
@@ -333,7 +347,9 @@ class SwiftDriver:
         upload_id: str,
         parts: list[tuple[int, str]] | None = None,
         if_none_match: bool = False,
+        crc32c: Mapping[int, str] | None = None,
     ) -> ObjectInfo:
+        base.refuse_part_crc32c(self.capabilities, crc32c)
         self._check_upload_id(key, upload_id)
         marker = self._session.request(
             f"find upload of {bucket}/{key}", "HEAD", bucket, _marker(upload_id)

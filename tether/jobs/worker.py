@@ -21,11 +21,11 @@ from tether.db import jobs as job_queries
 from tether.db import store
 from tether.db.engine import transaction
 from tether.errors import NotFound, StoreError, TetherError, Unprocessable
-from tether.jobs import replication
+from tether.jobs import checksums, replication
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
 from tether.resources.base import Doc, iso, now_iso
-from tether.resources.data_object import DELETING, NEW, UPLOADING, store_removal
+from tether.resources.data_object import DELETING, NEW, UPLOADING, VERIFY_JOB, store_removal
 
 log = logging.getLogger("tether.worker")
 SYSTEM = job_mod.SYSTEM
@@ -58,11 +58,12 @@ def delete_object(tether: Tether, job: Doc) -> str:
 
 
 # Jobs retried (at the longest back-off) past ``job_max_attempts``.
-_ENDLESS = frozenset({"delete-object"})
+_ENDLESS = frozenset({"delete-object", VERIFY_JOB})
 
 HANDLERS: dict[str, Handler] = {
     "delete-object": delete_object,
     "replicate": replication.replicate,
+    VERIFY_JOB: checksums.verify,
 }
 
 

@@ -8,6 +8,7 @@ Tether never carries the bytes: it signs URLs that clients use against the store
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Mapping
@@ -57,6 +58,14 @@ from tether.resources.credential import usable_store
 from tether.resources.storage import Storage
 
 NEW, UPLOADING, READY, DELETING = "NEW", "UPLOADING", "READY", "DELETING"
+# An object whose bytes turned out to differ from the digest declared for them.
+CORRUPT = "CORRUPT"
+# checksum-state: the recorded digests were checked at ready (or given by the store), or
+# a job is still to check them by reading the object.
+PENDING, VERIFIED = "PENDING", "VERIFIED"
+VERIFY_JOB = "verify-checksum"
+# What no upload is open any more.
+_NO_UPLOAD: Doc = {"upload-id": None, "part-size": None, "part-checksum": None}
 
 _FIELDS: dict[str, Any] = {
     "credential": {"type": "string", "pattern": r"^credential/[A-Za-z0-9\-]{1,64}$"},
@@ -82,6 +91,20 @@ _TTL: dict[str, Any] = {
     "ttl": {"type": "integer", "description": "minutes (Nuvla's unit)"},
     "expires-in": {"type": "integer", "description": "seconds"},
 }
+# Parts named with their CRC32C, for an upload whose parts the store checks.
+_CHECKED_PARTS: dict[str, Any] = {
+    "type": "array",
+    "maxItems": 10000,
+    "items": {
+        "type": "object",
+        "properties": {
+            "part-number": {"type": "integer"},
+            "crc32c": {"type": "string", "pattern": "^[0-9a-fA-F]{8}$"},
+        },
+        "required": ["part-number", "crc32c"],
+        "additionalProperties": False,
+    },
+}
 _UPLOAD = compile_schema(
     {
         **_TTL,
@@ -89,6 +112,11 @@ _UPLOAD = compile_schema(
         "conditional": {"type": "boolean"},
         "part-size": {"type": "integer", "minimum": 1},
         "part-numbers": {"type": "array", "items": {"type": "integer"}, "maxItems": 10000},
+        "part-checksum": {
+            "enum": ["crc32c"],
+            "description": "sign every part with its checksum, checked by the store",
+        },
+        "parts": _CHECKED_PARTS,
     }
 )
 _DOWNLOAD = compile_schema(
@@ -108,7 +136,7 @@ _REPLICATE = compile_schema(
 )
 _EMPTY = compile_schema({})
 # A client that hashes while it uploads declares the digest with ready instead.
-_READY = compile_schema({k: _FIELDS[k] for k in ("md5sum", "sha256")})
+_READY = compile_schema({**{k: _FIELDS[k] for k in ("md5sum", "sha256")}, "parts": _CHECKED_PARTS})
 _VALID = {
     "upload": (NEW, UPLOADING),
     "abort-upload": (UPLOADING,),
@@ -146,6 +174,9 @@ class DataObjectKind(ResourceKind):
             "bucket-created",
             "upload-id",
             "part-size",
+            "part-checksum",
+            "checksum-state",
+            "checksum-error",
             "etag",
             "version-id",
             "url",
@@ -275,12 +306,26 @@ class DataObjectKind(ResourceKind):
                 sha256=doc.get("sha256") if caps.sha256_checksum and full else None,
                 if_none_match=conditional,
             )
-            self._save(ctx, doc, version, {"state": UPLOADING})
+            self._save(ctx, doc, version, {"state": UPLOADING, "part-checksum": None})
             ctx.events.append(_url_event(ctx, doc, signed))
             return Outcome(200, _signed_body(signed))
         upload_id = doc.get("upload-id")
         part_size = doc.get("part-size") or body.get("part-size")
         numbers = body.get("part-numbers")
+        # A checked upload's part URLs are each bound to the part's CRC32C, so the store
+        # refuses other bytes; ready may then leave the whole-object digest to a job.
+        checked = (
+            bool(doc.get("part-checksum"))
+            if upload_id
+            else body.get("part-checksum") == "crc32c" and caps.part_crc32c
+        )
+        crc32c = {int(p["part-number"]): p["crc32c"].lower() for p in body.get("parts", [])}
+        if crc32c and not checked:
+            raise BadRequest("this upload's parts carry no checksum: name them in 'part-numbers'")
+        if checked:
+            if numbers is not None:
+                raise BadRequest("this upload signs each part with its crc32c: use 'parts'")
+            numbers = sorted(crc32c)
         if upload_id is None:
             if not isinstance(part_size, int):
                 raise BadRequest("a multipart upload needs 'part-size' (bytes)")
@@ -301,24 +346,28 @@ class DataObjectKind(ResourceKind):
             if not 1 <= n <= driver.capabilities.max_parts:
                 raise BadRequest(f"part number {n} out of range 1..{driver.capabilities.max_parts}")
         if upload_id is None:
-            upload_id = driver.create_multipart(bucket, key, doc.get("content-type"))
-            self._save(
-                ctx,
-                doc,
-                version,
-                {"state": UPLOADING, "upload-id": upload_id, "part-size": part_size},
+            upload_id = driver.create_multipart(
+                bucket, key, doc.get("content-type"), part_crc32c=checked
             )
+            opened: Doc = {"state": UPLOADING, "upload-id": upload_id, "part-size": part_size}
+            opened["part-checksum"] = "crc32c" if checked else None
+            self._save(ctx, doc, version, opened)
         parts = [
             {
                 "part-number": n,
-                **_signed_body(driver.sign_part(bucket, key, upload_id, n, expires_in)),
+                **_signed_body(
+                    driver.sign_part(bucket, key, upload_id, n, expires_in, crc32c.get(n))
+                ),
             }
             for n in numbers
         ]
         ctx.events.append(
             event_mod.build("url", doc["id"], ctx.identity, {"method": "PUT", "parts": len(parts)})
         )
-        return Outcome(200, {"upload-id": upload_id, "part-size": part_size, "parts": parts})
+        answer: Doc = {"upload-id": upload_id, "part-size": part_size, "parts": parts}
+        if checked:
+            answer["part-checksum"] = "crc32c"
+        return Outcome(200, answer)
 
     def _abort(
         self, ctx: Context, doc: Doc, version: int, body: Doc, driver: StorageDriver
@@ -326,7 +375,7 @@ class DataObjectKind(ResourceKind):
         validate(_EMPTY, body, "abort-upload request")
         if doc.get("upload-id"):
             driver.abort_multipart(doc["bucket"], doc["object"], doc["upload-id"])
-        self._save(ctx, doc, version, {"state": NEW, "upload-id": None, "part-size": None})
+        self._save(ctx, doc, version, {"state": NEW, **_NO_UPLOAD})
         return Outcome(200, {"status": 200, "message": "upload aborted", "resource-id": doc["id"]})
 
     def _ready(
@@ -337,38 +386,44 @@ class DataObjectKind(ResourceKind):
         validate(_READY, body, "ready request")
         declared = _declared_at_ready(doc, body)
         bucket, key = doc["bucket"], doc["object"]
+        # Every part was refused by the store unless its bytes matched the CRC32C signed
+        # into its URL: the uploader's whole-object digest may then be checked by a job.
+        trusted_parts = bool(doc.get("part-checksum"))
         if doc.get("upload-id"):
+            crc32c = _part_crc32c(doc, body)
             driver.complete_multipart(
                 bucket,
                 key,
                 doc["upload-id"],
                 None,
                 if_none_match=driver.capabilities.conditional_write,
+                crc32c=crc32c,
             )
             # What the store now holds is one whole object, whatever the check finds.
             doc = self._save(ctx, doc, version, {"upload-id": None, "part-size": None})
             version += 1
             declared = _declared_at_ready(doc, body)
+        # Otherwise the parts were joined by an earlier call (then cut): 'parts' is moot.
         service_id = doc["infrastructure-service"]
         storage = ctx.storage
 
-        def check() -> tuple[ObjectInfo, str | None]:
+        def check() -> tuple[ObjectInfo, bool, str | None]:
             try:
                 head = driver.head(bucket, key)
                 if head is None:
                     raise Conflict(
                         f"{doc['id']} was never uploaded: no object in the store", doc["id"]
                     )
-                info = _verified(driver, declared, head)
+                info, pending = _verified(driver, declared, head, trusted_parts)
                 public = driver.make_public(bucket, key) if doc.get("subtype") == "public" else None
             except StoreError as exc:
                 storage.health.failed(service_id, exc.message)
                 raise
             storage.health.succeeded(service_id)
-            return info, public
+            return info, pending, public
 
-        def finish(ctx: Context, checked: tuple[ObjectInfo, str | None]) -> Outcome:
-            info, public = checked
+        def finish(ctx: Context, checked: tuple[ObjectInfo, bool, str | None]) -> Outcome:
+            info, pending, public = checked
             changes: Doc = {
                 "state": READY,
                 "bytes": info.size,
@@ -376,6 +431,11 @@ class DataObjectKind(ResourceKind):
                 "part-size": None,
                 "timestamp": now_iso(),
             }
+            if pending:
+                changes["checksum-state"] = PENDING
+                ctx.events.append(job_mod.build(VERIFY_JOB, doc["id"], ctx.identity))
+            elif info.md5 or info.sha256:
+                changes["checksum-state"] = VERIFIED
             for field, value in (
                 ("md5sum", info.md5),
                 ("sha256", info.sha256),
@@ -395,7 +455,7 @@ class DataObjectKind(ResourceKind):
                     "message": f"{doc['id']} is ready",
                     "resource-id": doc["id"],
                     "bytes": new["bytes"],
-                    **{k: new[k] for k in ("md5sum", "sha256") if k in new},
+                    **{k: new[k] for k in ("md5sum", "sha256", "checksum-state") if k in new},
                 },
             )
 
@@ -655,8 +715,25 @@ def _url_event(ctx: Context, doc: Doc, signed: SignedRequest) -> Doc:
     )
 
 
-def _verified(driver: StorageDriver, doc: Doc, head: ObjectInfo) -> ObjectInfo:
-    """The stored object's facts after checking them against what was declared."""
+def _part_crc32c(doc: Doc, body: Doc) -> dict[int, str] | None:
+    """The parts' CRC32C for joining a checked upload (None for an unchecked one)."""
+    given = body.get("parts")
+    if not doc.get("part-checksum"):
+        if given:
+            raise BadRequest("this upload's parts carry no checksum: 'parts' is not needed")
+        return None
+    if not given:
+        raise BadRequest("this upload's parts were signed with their crc32c: name each in 'parts'")
+    return {int(p["part-number"]): p["crc32c"].lower() for p in given}
+
+
+def _verified(
+    driver: StorageDriver, doc: Doc, head: ObjectInfo, trusted_parts: bool
+) -> tuple[ObjectInfo, bool]:
+    """The stored object's facts after checking them against what was declared, and
+    whether a declared digest is left for a job to check (the store checked every part's
+    CRC32C, so the object is what the uploader sent; only a whole read can confirm the
+    uploader's digest of it, and that read is not worth holding ``ready`` for)."""
     declared_bytes = doc.get("bytes")
     if isinstance(declared_bytes, int) and head.size != declared_bytes:
         raise Unprocessable(
@@ -666,6 +743,8 @@ def _verified(driver: StorageDriver, doc: Doc, head: ObjectInfo) -> ObjectInfo:
     want_md5, want_sha = doc.get("md5sum"), doc.get("sha256")
     checks = (("md5", want_md5, md5), ("sha256", want_sha, sha256))
     missing = [name for name, want, got in checks if want and not got]
+    if missing and trusted_parts:
+        return dataclasses.replace(head, md5=md5 or want_md5, sha256=sha256 or want_sha), True
     if missing:
         # The store cannot tell (a multipart object): read it once, for what was declared.
         digests = digest_stream(driver.open_read(doc["bucket"], doc["object"]), missing)
@@ -674,12 +753,4 @@ def _verified(driver: StorageDriver, doc: Doc, head: ObjectInfo) -> ObjectInfo:
         raise Unprocessable("stored object's md5 differs from the declared md5sum", doc["id"])
     if want_sha and sha256 != want_sha:
         raise Unprocessable("stored object's sha256 differs from the declared sha256", doc["id"])
-    return ObjectInfo(
-        size=head.size,
-        etag=head.etag,
-        md5=md5,
-        sha256=sha256,
-        version_id=head.version_id,
-        content_type=head.content_type,
-        last_modified=head.last_modified,
-    )
+    return dataclasses.replace(head, md5=md5, sha256=sha256), False
