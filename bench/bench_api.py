@@ -27,10 +27,14 @@ from tests.pg import fresh_database
 PASSWORD = "bench-admin-pw"
 
 
-def start_server(data_dir: str, database_url: str | None) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: str, database_url: str | None, **settings: str
+) -> tuple[subprocess.Popen[str], str]:
+    """``tether serve`` on a free port; ``settings`` become ``TETHER_<NAME>`` variables."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env["TETHER_ADMIN_PASSWORD"] = PASSWORD
+    env.update({f"TETHER_{name.upper()}": value for name, value in settings.items()})
     if database_url:
         env["TETHER_DATABASE_URL"] = database_url
     proc = subprocess.Popen(

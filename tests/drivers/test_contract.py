@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import google_crc32c
 import httpx
 import pytest
 
@@ -362,6 +363,43 @@ def test_multipart_abort(store: StoreUnderTest) -> None:
     with pytest.raises(NotFound):
         store.driver.complete_multipart(bucket, "obj", upload_id)
     assert store.driver.head(bucket, "obj") is None
+
+
+def crc32c(data: bytes) -> str:
+    return f"{google_crc32c.value(data):08x}"
+
+
+def test_checked_parts(store: StoreUnderTest) -> None:
+    """Where the store checks parts, a part URL holds for the bytes of its CRC32C only
+    and the join names each part's CRC32C; elsewhere asking for it is a BadRequest."""
+    bucket = store.bucket()
+    crcs = {n: crc32c(data) for n, data in enumerate(PARTS, start=1)}
+    if not store.driver.capabilities.part_crc32c:
+        with pytest.raises(BadRequest, match="checksums of parts"):
+            store.driver.create_multipart(bucket, "checked", part_crc32c=True)
+        upload_id = store.driver.create_multipart(bucket, "checked")
+        with pytest.raises(BadRequest, match="checksums of parts"):
+            store.driver.sign_part(bucket, "checked", upload_id, 1, 300, crcs[1])
+        with pytest.raises(BadRequest, match="checksums of parts"):
+            store.driver.complete_multipart(bucket, "checked", upload_id, crc32c=crcs)
+        store.driver.abort_multipart(bucket, "checked", upload_id)
+        return
+    upload_id = store.driver.create_multipart(bucket, "checked", part_crc32c=True)
+    first = store.driver.sign_part(bucket, "checked", upload_id, 1, 300, crcs[1])
+    assert store.send(first, PARTS[1]).status_code == 400  # not the bytes signed for
+    for number, data in enumerate(PARTS, start=1):
+        signed = store.driver.sign_part(bucket, "checked", upload_id, number, 300, crcs[number])
+        assert store.send(signed, data).status_code == stored(store)
+    with pytest.raises(Unprocessable, match="part 2 was stored, but no crc32c"):
+        store.driver.complete_multipart(bucket, "checked", upload_id, crc32c={1: crcs[1]})
+    with pytest.raises(Unprocessable):
+        store.driver.complete_multipart(
+            bucket, "checked", upload_id, crc32c={**crcs, 2: crc32c(b"other")}
+        )
+    info = store.driver.complete_multipart(bucket, "checked", upload_id, crc32c=crcs)
+    whole = b"".join(PARTS)
+    assert info.size == len(whole)
+    assert sha(b"".join(store.driver.open_read(bucket, "checked"))) == sha(whole)
 
 
 @pytest.mark.parametrize("number", [0, -1, 10001])

@@ -1,4 +1,5 @@
-"""``job``: background work (replica copies, deletions the store refused, abandoned uploads).
+"""``job``: background work (replica copies, deletions the store refused, abandoned uploads,
+checksums confirmed by reading an object).
 
 Jobs are written by the server; their owner (who caused them) and admins may read them.
 State: QUEUED → RUNNING → SUCCESS, or back to QUEUED with a later ``next-attempt`` after
@@ -42,7 +43,10 @@ def build(action: str, target_id: str, identity: Identity, **payload: Any) -> Do
 
 class JobKind(ResourceKind):
     name = "job"
-    description = "Background work: retried store deletions, cleanup of abandoned uploads."
+    description = (
+        "Background work: replica copies, retried store deletions, cleanup of abandoned "
+        "uploads, checksum verification."
+    )
     editable = False
     audited = False
     collection_acl = {"query": [acl_mod.USER], "add": [], "bulk-delete": [acl_mod.ADMIN]}
