@@ -104,9 +104,9 @@ def test_interrupted_upload_resumes_with_the_missing_parts(eve, proxy, tmp_path)
     assert not list(eve.config.transfers_dir.glob("*.json"))
 
 
-def test_interrupted_checked_upload_resumes_on_s3(eve, proxy, tmp_path, s3_service, tether):
-    """S3 checks every part against the CRC32C signed into its URL: the journal keeps the
-    CRC32C of the parts sent, and ready names them all to join the parts."""
+def test_interrupted_checked_upload_resumes_on_s3(eve, tmp_path, s3_service, tether):
+    """S3 checks every part against the CRC32C signed into its URL: a resumed upload reads
+    the file again for them, and ready names them all to join the parts."""
     size = 23 * MiB
     path = tmp_path / "checked.bin"
     path.write_bytes(blob(size, b"checked"))
@@ -115,17 +115,25 @@ def test_interrupted_checked_upload_resumes_on_s3(eve, proxy, tmp_path, s3_servi
     )
     bucket = eve.storage.buckets.create(bucket_name(), service=s3_service[0])
     obj = bucket.objects.create("checked.bin")
-    # Parts go straight to the store; the cut refuses the signing of the next part.
-    with pytest.raises((TransferError, ConnectionFailed)):
-        obj.upload_from_file(path, progress=cut_after(proxy, 7 * MiB))
+    sent = 0
+
+    class Cut(Exception):
+        pass
+
+    def cut(n: int) -> None:  # the process dies in the middle of the second part
+        nonlocal sent
+        sent += n
+        if sent >= 7 * MiB:
+            raise Cut()
+
+    with pytest.raises(Cut):
+        obj.upload_from_file(path, progress=cut)
     (journal,) = eve.config.transfers_dir.glob("*.json")
     entry = json.loads(journal.read_text())
-    assert entry["part-checksum"] == "crc32c" and entry["done"] == [1, 2]
-    assert sorted(entry["crc32c"]) == ["1", "2"]
-    reopen(proxy)
+    assert entry["part-checksum"] == "crc32c" and entry["done"] == [1]
     obj.upload_from_file(path)
     stats = obj.last_upload
-    assert stats.resumed_bytes == 10 * MiB and stats.parts_sent == 3
+    assert stats.resumed_bytes == 5 * MiB and stats.parts_sent == 4
     assert obj.state == "READY" and obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert eve.get(obj.id)["checksum-state"] == "PENDING"
     assert Worker(tether).run_once()["state"] == "SUCCESS"

@@ -29,17 +29,17 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-import google_crc32c
 import httpx
 
 from tether.client import transport as t
 from tether.client.api import Client
+from tether.client.checksums import PartScan, digests
 from tether.client.config import write_private
 from tether.client.errors import LocalFileError
 from tether.errors import Conflict
@@ -221,21 +221,6 @@ class PendingUploads:
         )
 
 
-def digests(
-    source: Source, chunk: int, md5: bool, cancel: threading.Event | None = None
-) -> tuple[str, str | None]:
-    """The sha256 (and md5) of a source, by one sequential read (stopped by ``cancel``)."""
-    sha = hashlib.sha256()
-    m = hashlib.md5(usedforsecurity=False) if md5 else None
-    for data in source.chunks(0, source.size, chunk):
-        if cancel is not None and cancel.is_set():
-            raise t.Cancelled()
-        sha.update(data)
-        if m is not None:
-            m.update(data)
-    return sha.hexdigest(), m.hexdigest() if m else None
-
-
 class Uploader:
     """Uploads bytes into data-objects of one client."""
 
@@ -301,22 +286,22 @@ class Uploader:
         # instead of running to the end while the caller waits for the pools to close.
         cancel = threading.Event()
         with ThreadPoolExecutor(1, thread_name_prefix="tether-hash") as hasher:
-            hashed: Future[tuple[str, str | None]] | None = None
             try:
-                if self.options.checksum and not doc.get("sha256") and not single:
-                    # Chunk by chunk beside the parts: memory stays that of the transfer.
-                    hashed = hasher.submit(digests, source, self.options.chunk, False, cancel)
                 ready: Doc = {}
                 if single:
                     self._single(rid, source, counter, stats)
                 else:
-                    ready = self._multipart(rid, source, entry, journal, counter, stats, cancel)
-                if hashed is not None:
-                    stats.sha256 = ready["sha256"] = hashed.result()[0]
-                if not single and source.changed():
-                    # Its parts and its digest were read at different times: they may
-                    # not describe the same bytes. Nothing is frozen; a new run restarts.
-                    raise LocalFileError("the file changed while it was uploaded: upload it again")
+                    want_sha256 = self.options.checksum and not doc.get("sha256")
+                    ready = self._multipart(
+                        rid, source, entry, journal, counter, stats, cancel, hasher, want_sha256
+                    )
+                    stats.sha256 = ready.get("sha256", stats.sha256)
+                    if source.changed():
+                        # Its parts and its digest were read at different times: they may
+                        # not describe the same bytes. Nothing is frozen; a new run restarts.
+                        raise LocalFileError(
+                            "the file changed while it was uploaded: upload it again"
+                        )
             except BaseException:
                 cancel.set()
                 raise
@@ -402,8 +387,11 @@ class Uploader:
         counter: t.Counter,
         stats: UploadStats,
         cancel: threading.Event,
+        hasher: ThreadPoolExecutor,
+        want_sha256: bool,
     ) -> Doc:
-        """Sends the parts not yet sent; returns what ``ready`` must name to join them."""
+        """Sends the parts not yet sent; returns what ``ready`` must be told: the sha256
+        (when asked for) and, for checked parts, every part's CRC32C."""
         urls: dict[int, t.Signed] = {}
         if entry is None:
             part_size = self.options.part_size_for(source.size)
@@ -420,14 +408,17 @@ class Uploader:
                 "done": [],
             }
             if plan.get("part-checksum") == "crc32c":
-                entry.update({"part-checksum": "crc32c", "crc32c": {}})
+                entry["part-checksum"] = "crc32c"
             journal.save(entry)
         part_size = int(entry["part-size"])
-        # Where the store checks parts, each part's URL is signed for its CRC32C, so it is
-        # asked for once that part has been read; else all are signed up front.
+        # Where the store checks parts, a part's URL is signed for its CRC32C, known once
+        # the scan has read that part; elsewhere every URL is signed up front.
         checked = entry.get("part-checksum") == "crc32c"
-        crcs: dict[str, str] = dict(entry.get("crc32c") or {})
-        count = max(1, -(-source.size // part_size))
+        scan = PartScan(
+            source, part_size, self.options.chunk, cancel, sha256=want_sha256, crc32c=checked
+        )
+        scanned = hasher.submit(scan.run) if want_sha256 or checked else None
+        count = scan.count
         done = {int(n) for n in entry.get("done", [])}
         todo = [n for n in range(1, count + 1) if n not in done]
         stats.parts = count
@@ -441,36 +432,42 @@ class Uploader:
                 {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
             )
         lock = threading.Lock()
+        signing = threading.Lock()
 
-        def signer(n: int, crc: str | None) -> Callable[[], t.Signed]:
-            what: Doc = {"part-numbers": [n]} if crc is None else {"parts": [_part(n, crc)]}
+        def sign(numbers: list[int]) -> dict[int, t.Signed]:
+            what: Doc = (
+                {"parts": [_part(n, scan.crc32c(n)) for n in numbers]}
+                if checked
+                else {"part-numbers": numbers}
+            )
+            plan = self._sign(rid, {"multipart": True, **what})
+            return {int(x["part-number"]): t.Signed.from_answer(x, "PUT") for x in plan["parts"]}
 
-            def sign() -> t.Signed:
-                plan = self._sign(rid, {"multipart": True, **what})
-                return t.Signed.from_answer(plan["parts"][0], "PUT")
-
-            return sign
+        def url_for(n: int) -> t.Signed:
+            if not checked:
+                return urls[n]
+            scan.crc32c(n)  # waits until the scan has read part n
+            with signing:
+                if n not in urls:
+                    # Every part read and not yet signed, in one request.
+                    known = scan.ready()
+                    ahead = [m for m in todo if m >= n and m in known and m not in urls]
+                    urls.update(sign(ahead[:SIGN_BATCH]))
+                return urls[n]
 
         def send_part(n: int) -> None:
             if cancel.is_set():
                 return
             offset = (n - 1) * part_size
             length = min(part_size, source.size - offset)
+
+            def resign() -> t.Signed:
+                with lock:
+                    stats.resigned += 1
+                return sign([n])[n]
+
             try:
-                crc = (
-                    part_crc32c(source, offset, length, self.options.chunk, cancel)
-                    if checked
-                    else None
-                )
-                sign = signer(n, crc)
-
-                def resign() -> t.Signed:
-                    with lock:
-                        stats.resigned += 1
-                    return sign()
-
-                url = sign() if checked else urls[n]
-                self._send(url, resign, source, offset, length, counter, stats, cancel)
+                self._send(url_for(n), resign, source, offset, length, counter, stats, cancel)
             except t.Cancelled:
                 return
             with lock:
@@ -478,9 +475,6 @@ class Uploader:
                 stats.parts_sent += 1
                 assert entry is not None
                 entry["done"] = sorted(done)
-                if crc is not None:
-                    crcs[str(n)] = crc
-                    entry["crc32c"] = dict(crcs)
                 snapshot = dict(entry)
             journal.save(snapshot)
 
@@ -505,25 +499,19 @@ class Uploader:
                 error = failed.exception()
                 assert error is not None
                 raise error
-        if not checked:
-            return {}
-        return {"parts": [_part(n, crcs[str(n)]) for n in range(1, count + 1)]}
+        ready: Doc = {}
+        if scanned is not None:
+            sha256 = scanned.result()  # the scan's own failure (an unreadable file) too
+            if sha256 is not None:
+                ready["sha256"] = sha256
+        if checked:
+            crcs = scan.ready()
+            ready["parts"] = [_part(n, crcs[n]) for n in range(1, count + 1)]
+        return ready
 
 
 def _part(number: int, crc32c: str) -> Doc:
     return {"part-number": number, "crc32c": crc32c}
-
-
-def part_crc32c(
-    source: Source, offset: int, length: int, chunk: int, cancel: threading.Event
-) -> str:
-    """The CRC32C (8 hex digits) of one part, read before it is sent."""
-    crc = 0
-    for data in source.chunks(offset, length, chunk):
-        if cancel.is_set():
-            raise t.Cancelled()
-        crc = google_crc32c.extend(crc, data)
-    return f"{crc:08x}"
 
 
 def read_head(stream: BinaryIO, limit: int) -> bytes:
