@@ -76,6 +76,12 @@ def slow_proxy(url):
         yield proxy
 
 
+def _interruptible() -> None:  # runs in the child before exec
+    # A shell without job control starts background commands with SIGINT ignored, and
+    # Python then installs no handler for it: Ctrl-C must reach the command here.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _done_parts(transfers: Path) -> int:
     """Parts recorded as finished in the (single) multipart journal, 0 when none yet."""
     for path in transfers.glob("*.json"):
@@ -95,6 +101,7 @@ def test_interrupted_put_resumes_into_the_same_object(cli, slow_proxy, tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether.cli.main", *args],
         env=env,
+        preexec_fn=_interruptible,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -139,6 +146,7 @@ def test_put_whose_object_was_deleted_starts_anew(cli, slow_proxy, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether.cli.main", *args],
         env={**os.environ, **cli.env},
+        preexec_fn=_interruptible,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
