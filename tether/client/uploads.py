@@ -4,12 +4,11 @@ Sizes up to ``threshold`` go in one signed PUT, whose URL binds the sha256 compu
 before it (and the md5 when the object declares one), so the store refuses other bytes.
 Larger ones go in parts sent in parallel, each streamed from the file in ``chunk``-sized
 reads, so memory stays near ``concurrency x chunk`` whatever the size; the sha256 is
-computed by a sequential read beside them and declared to ``ready``. Where the store
-checks parts (S3), each part is read once for its CRC32C before it is sent and its URL
-is signed for that CRC32C, so the store refuses a part that differs; ``ready`` then
-freezes the object at once and a job confirms the sha256 by reading it. Elsewhere
-``ready`` reads the object back to check it. A file that changes while it is uploaded
-is not readied.
+computed by a sequential scan beside them and declared to ``ready``. Where the store
+checks parts (S3), the scan also gives each part's CRC32C and part URLs are signed for
+them, in batches, so the store refuses a part that differs; ``ready`` then freezes the
+object at once and a job confirms the sha256 by reading it. Elsewhere ``ready`` reads
+the object back to check it. A file that changes while it is uploaded is not readied.
 
 A multipart upload of a file keeps a journal (upload id, part size, parts done) in the
 client's ``transfers/`` directory. When an upload is cut, calling it again for the same
