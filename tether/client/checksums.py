@@ -58,7 +58,6 @@ class PartScan:
         self.want_sha256 = sha256
         self.want_crc32c = crc32c
         self.count = max(1, -(-source.size // part_size))
-        self.sha256: str | None = None
         self._crcs: dict[int, str] = {}
         self._ended = False
         self._changed = threading.Condition()
@@ -89,8 +88,7 @@ class PartScan:
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
-        self.sha256 = sha.hexdigest() if sha is not None else None
-        return self.sha256
+        return sha.hexdigest() if sha is not None else None
 
     def ready(self) -> dict[int, str]:
         """The CRC32C of the parts read so far, by part number."""

@@ -15,7 +15,8 @@ from tether.core import Tether
 from tether.db import store
 from tether.db.engine import transaction
 from tether.drivers.base import digest_stream
-from tether.errors import StoreError, Unprocessable
+from tether.errors import StoreError
+from tether.jobs.replication import driver_at
 from tether.resources import event as event_mod
 from tether.resources import job as job_mod
 from tether.resources.base import Doc, now_iso
@@ -33,10 +34,7 @@ def verify(tether: Tether, job: Doc) -> str:
         if row is None or row.doc.get("checksum-state") != PENDING:
             return f"{target} is gone or has nothing left to verify"
         doc = row.doc
-        found = storage.at(conn, doc)
-        if found is None:
-            raise Unprocessable(f"the service or credential of {target} is gone")
-        driver = found[0]
+        driver = driver_at(storage, conn, doc)
     wanted = {algorithm: doc[field] for algorithm, field in _FIELDS if doc.get(field)}
     try:
         got = digest_stream(driver.open_read(doc["bucket"], doc["object"]), wanted)

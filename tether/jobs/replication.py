@@ -51,8 +51,8 @@ def replicate(tether: Tether, job: Doc) -> str:
             return f"replica {replica_id} of {target} needs no copy"
         primary = replicas.with_replica(row.doc, replica_id, state=replicas.COPYING)
         store.update(conn, primary, row.version, acl_changed=False)
-        source = _driver(storage, conn, primary)
-        destination = _driver(storage, conn, replica)
+        source = driver_at(storage, conn, primary)
+        destination = driver_at(storage, conn, replica)
     bucket, key = replica["bucket"], replica["object"]
     final = int(job.get("attempts", 1)) >= tether.settings.job_max_attempts
     created = False
@@ -80,7 +80,7 @@ def replicate(tether: Tether, job: Doc) -> str:
     return f"replica {replica_id} of {target} is READY"
 
 
-def _driver(storage: Storage, conn: Connection, place: Doc) -> StorageDriver:
+def driver_at(storage: Storage, conn: Connection, place: Doc) -> StorageDriver:
     """The driver of a data-object's primary location or of one of its replicas."""
     found = storage.at(conn, place)
     if found is None:
