@@ -233,6 +233,23 @@ def test_expired_part_urls_are_signed_again(eve, tmp_path):
     assert obj.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_expired_checked_part_urls_are_signed_again_with_their_crc32c(eve, s3_service):
+    eve.storage.options = TransferOptions(
+        threshold=MiB, part_size=5 * MiB, concurrency=1, url_ttl=2, chunk=5 * MiB
+    )
+    bucket = eve.storage.buckets.create(bucket_name(), service=s3_service[0])
+    obj = bucket.objects.create("slow.bin")
+    data = blob(13 * MiB, b"slow-checked")
+    # Parts are signed in batches as soon as they are scanned: on a slow link the URLs of
+    # the later parts expire before their turn and are signed again, CRC32C included.
+    obj.upload(data, progress=lambda n: time.sleep(2.1))
+    stats = obj.last_upload
+    # The third part's URL was signed by the time the second part started, at the latest.
+    assert obj.state == "READY" and stats.resigned >= 1, stats
+    assert eve.get(obj.id)["part-checksum"] == "crc32c"
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+
+
 def test_store_refusing_for_good_is_a_clear_error(eve, proxy, tmp_path):
     obj = eve.storage.buckets.create(bucket_name()).objects.create("x.bin")
     eve.storage.options = TransferOptions(retries=1, backoff=0.01)
